@@ -1,0 +1,3 @@
+import type { AnyCommand } from './index.js';
+
+export const opsCommands: AnyCommand[] = [];
