@@ -1,0 +1,29 @@
+import type { ModelConfig } from '../config/index.js';
+import type { Layout } from './layout.js';
+import type { GradResult, LossResult, TokenBatch } from './types.js';
+
+/**
+ * What the trainer needs from the model (implemented in `src/model/model.ts`, `createModel`).
+ * A model object owns no weights: every call takes the flat parameter vector, so one replica can
+ * follow the coordinator's weights without copies.
+ */
+export interface LanguageModel {
+  readonly config: ModelConfig;
+  readonly layout: Layout;
+  /** Summed next-token cross-entropy and its gradient over the batch (pad targets masked). */
+  computeGradients(params: Float32Array, batch: TokenBatch): GradResult;
+  /** Summed loss and token count, no gradient. */
+  evaluate(params: Float32Array, batch: TokenBatch): LossResult;
+  /** Incremental decoder with a KV cache for generation. */
+  decoder(params: Float32Array): IncrementalDecoder;
+  /** Free any backend memory held (cached tensors). */
+  dispose(): void;
+}
+
+export interface IncrementalDecoder {
+  /** Feed one token at the next position; returns the logits [vocab] for the following token. */
+  step(token: number): Float32Array;
+  /** Number of positions fed so far. */
+  readonly position: number;
+  dispose(): void;
+}
