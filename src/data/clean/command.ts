@@ -1,0 +1,9 @@
+import { defineCommand } from '../../cli/commands/index.js';
+import { UserError } from '../../util/errors.js';
+
+// Placeholder until the clean implementation lands (replaced by its owner).
+export const cleanCommand = defineCommand({
+  command: 'clean',
+  describe: '(clean: not built yet)',
+  handler: () => { throw new UserError('data clean is not built yet'); },
+});

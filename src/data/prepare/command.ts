@@ -1,0 +1,9 @@
+import { defineCommand } from '../../cli/commands/index.js';
+import { UserError } from '../../util/errors.js';
+
+// Placeholder until the prepare implementation lands (replaced by its owner).
+export const prepareCommand = defineCommand({
+  command: 'prepare',
+  describe: '(prepare: not built yet)',
+  handler: () => { throw new UserError('data prepare is not built yet'); },
+});
