@@ -1,4 +1,4 @@
-import type { AnyCommand } from './index.js';
+import type { AnyCommand } from '../define.js';
 import { crawlCommand } from '../../data/crawl/command.js';
 import { cleanCommand } from '../../data/clean/command.js';
 import { prepareCommand } from '../../data/prepare/command.js';

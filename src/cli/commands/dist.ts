@@ -1,3 +1,3 @@
-import type { AnyCommand } from './index.js';
+import type { AnyCommand } from '../define.js';
 
 export const distCommands: AnyCommand[] = [];

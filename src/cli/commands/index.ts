@@ -1,4 +1,5 @@
-import type { CommandModule } from 'yargs';
+import type { AnyCommand } from '../define.js';
+export { defineCommand, type AnyCommand } from '../define.js';
 import { dataCommands } from './data.js';
 import { tokenizerCommands } from './tokenizer.js';
 import { modelCommands } from './model.js';
@@ -6,13 +7,6 @@ import { trainCommands } from './train.js';
 import { distCommands } from './dist.js';
 import { opsCommands } from './ops.js';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- yargs' CommandModule generics differ per command
-export type AnyCommand = CommandModule<any, any>;
-
-/** Typed command definition: the handler's argument type is inferred from the builder. */
-export function defineCommand<U>(c: CommandModule<object, U>): AnyCommand {
-  return c as AnyCommand;
-}
 
 /** Every top-level command, grouped by concern (one file each). */
 export const allCommands: AnyCommand[] = [

@@ -1,4 +1,4 @@
-import { defineCommand, type AnyCommand } from './index.js';
+import { defineCommand, type AnyCommand } from '../define.js';
 import { loadConfig } from '../../config/index.js';
 import { buildLayout, summarize } from '../../model/layout.js';
 

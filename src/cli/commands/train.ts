@@ -1,4 +1,4 @@
-import type { AnyCommand } from './index.js';
+import type { AnyCommand } from '../define.js';
 import { trainCommand } from '../../train/command-train.js';
 import { evalCommand } from '../../train/command-eval.js';
 import { predictCommand } from '../../train/command-predict.js';

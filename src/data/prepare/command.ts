@@ -1,4 +1,4 @@
-import { defineCommand } from '../../cli/commands/index.js';
+import { defineCommand } from '../../cli/define.js';
 import { UserError } from '../../util/errors.js';
 
 // Placeholder until the prepare implementation lands (replaced by its owner).
