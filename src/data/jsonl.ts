@@ -88,13 +88,20 @@ export async function* readCorpus(file: string, textField = 'text'): AsyncGenera
 export class JsonlWriter {
   private constructor(private readonly out: AtomicWriteStream) {}
   count = 0;
-  static async open(file: string): Promise<JsonlWriter> {
-    return new JsonlWriter(await AtomicWriteStream.open(file));
+  /** `opts` as for `AtomicWriteStream.open` (a named temp file, resumed at a byte offset); `count` starts the line count. */
+  static async open(file: string, opts: { tmp?: string; resumeAt?: number; count?: number } = {}): Promise<JsonlWriter> {
+    const w = new JsonlWriter(await AtomicWriteStream.open(file, opts));
+    w.count = opts.count ?? 0;
+    return w;
   }
+  /** Bytes written to the temp file so far (a resume point). */
+  get bytes(): number { return this.out.bytes; }
   async write(doc: object): Promise<void> {
     await this.out.write(JSON.stringify(doc) + '\n');
     this.count++;
   }
   commit(): Promise<void> { return this.out.commit(); }
   abort(): Promise<void> { return this.out.abort(); }
+  /** Stop writing but keep the temp file for a later resume. */
+  close(): Promise<void> { return this.out.close(); }
 }

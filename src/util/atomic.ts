@@ -37,18 +37,41 @@ export function writeFileAtomicSync(target: string, data: string | Uint8Array): 
 export class AtomicWriteStream {
   readonly tmp: string;
   private handle: fs.FileHandle | undefined;
-  private constructor(readonly target: string) {
-    this.tmp = tempPathFor(target);
+  private constructor(readonly target: string, tmp?: string) {
+    this.tmp = tmp ?? tempPathFor(target);
   }
-  static async open(target: string): Promise<AtomicWriteStream> {
+  /** Bytes in the temp file so far (including a resumed prefix). */
+  bytes = 0;
+  /**
+   * `opts.tmp` names the temp file (default: a unique hidden name); `opts.resumeAt` keeps the first
+   * `resumeAt` bytes of an existing `opts.tmp` and appends after them (resumable crawls).
+   */
+  static async open(target: string, opts: { tmp?: string; resumeAt?: number } = {}): Promise<AtomicWriteStream> {
     await fs.mkdir(path.dirname(target), { recursive: true });
-    const s = new AtomicWriteStream(target);
-    s.handle = await fs.open(s.tmp, 'w');
+    const s = new AtomicWriteStream(target, opts.tmp);
+    if (opts.resumeAt !== undefined) {
+      await fs.truncate(s.tmp, opts.resumeAt);
+      s.handle = await fs.open(s.tmp, 'a');
+      s.bytes = opts.resumeAt;
+    } else {
+      s.handle = await fs.open(s.tmp, 'w');
+    }
     return s;
   }
   async write(data: string | Uint8Array): Promise<void> {
     if (!this.handle) throw new Error(`write after close: ${this.target}`);
-    if (typeof data === 'string') await this.handle.write(data); else await this.handle.write(data);
+    if (typeof data === 'string') {
+      const buf = Buffer.from(data, 'utf8');
+      await this.handle.write(buf);
+      this.bytes += buf.length;
+    } else {
+      await this.handle.write(data);
+      this.bytes += data.length;
+    }
+  }
+  /** Close without committing and keep the temp file (a resumable crawl continues it later). */
+  async close(): Promise<void> {
+    if (this.handle) { await this.handle.close().catch(() => undefined); this.handle = undefined; }
   }
   async commit(): Promise<void> {
     if (!this.handle) throw new Error(`commit after close: ${this.target}`);
