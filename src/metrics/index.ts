@@ -1,0 +1,253 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { UserError } from '../util/errors.js';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type {
+  ReassignReason, RejectReason, StepEvent, StepTiming, TrainerObserver, Transport, WorkerResultEvent,
+} from '../train/events.js';
+
+/**
+ * Prometheus metrics for the coordinator (prom-client).
+ *
+ * Naming follows the Prometheus conventions: one prefix (`vilm_`), base units (seconds, bytes),
+ * `_total` on counters, histograms for durations. Throughput is NOT exported as a gauge: it is
+ * derived in PromQL, e.g. `rate(vilm_tokens_total[1m])` gives tokens/s.
+ *
+ * Every trainer event (see src/train/events.ts) updates the metrics through `metrics.observer`.
+ */
+export const METRIC_PREFIX = 'vilm_';
+
+export const TRANSPORTS: readonly Transport[] = ['inprocess', 'thread', 'ws'];
+export const REJECT_REASONS: readonly RejectReason[] = ['nonfinite', 'shape', 'stale', 'protocol', 'auth'];
+export const REASSIGN_REASONS: readonly ReassignReason[] = ['died', 'disconnected', 'deadline', 'rejected'];
+
+/** The parts of one step, as the `part` label of `vilm_step_part_duration_seconds`. */
+export type StepPart = 'compute' | 'wait_stragglers' | 'reduce' | 'optimizer' | 'publish';
+export const STEP_PARTS: readonly StepPart[] = ['compute', 'wait_stragglers', 'reduce', 'optimizer', 'publish'];
+const PART_FIELD: Record<StepPart, keyof StepTiming> = {
+  compute: 'compute', wait_stragglers: 'waitStragglers', reduce: 'reduce', optimizer: 'optimizer', publish: 'publish',
+};
+
+/** Label value that per-worker series beyond the cap are folded into. */
+export const OTHER_WORKER = 'other';
+
+/** Step / phase durations: a few ms (tiny configs on threads) up to minutes (big batches on slow remotes). */
+const STEP_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+const CHECKPOINT_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30];
+
+export interface MetricsOptions {
+  /** Most distinct worker ids kept as label values; later ids share the label `other`. Default 32. */
+  maxWorkerLabels?: number;
+  /** Numeric backend name for `vilm_build_info` (e.g. 'wasm', 'tensorflow'). Default 'unknown'. */
+  backend?: string;
+  /** Version for `vilm_build_info`. Default: package.json's version. */
+  version?: string;
+  /** Also export Node.js process metrics (`vilm_process_*`, `vilm_nodejs_*`). Default true. */
+  processMetrics?: boolean;
+  /** Registry to register into. Default: a fresh one (never the prom-client global). */
+  registry?: Registry;
+}
+
+export interface VilmMetrics {
+  registry: Registry;
+  /** Pass to the trainer/coordinator; every event updates the metrics. */
+  observer: TrainerObserver;
+  /** Update `vilm_build_info` once the numeric backend is known. */
+  setBackend(name: string): void;
+  /** The label a worker id is exported under (its own id, or `other` past the cap). */
+  workerLabel(workerId: string): string;
+}
+
+/**
+ * Caps the number of distinct label values: the first `cap` ids keep their own label, any later
+ * id maps to `other`. Worker ids are unbounded in principle (every reconnect of a remote worker may
+ * bring a new id), and each label value is a time series in Prometheus that lives until retention.
+ */
+export class BoundedLabels {
+  private readonly seen = new Set<string>();
+  constructor(readonly cap: number) {
+    if (!Number.isInteger(cap) || cap < 1) throw new Error(`BoundedLabels: cap must be a positive integer, got ${cap}`);
+  }
+  label(id: string): string {
+    if (this.seen.has(id)) return id;
+    if (this.seen.size < this.cap && id !== OTHER_WORKER) { this.seen.add(id); return id; }
+    return OTHER_WORKER;
+  }
+  get size(): number { return this.seen.size; }
+}
+
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function createMetrics(opts: MetricsOptions = {}): VilmMetrics {
+  const registry = opts.registry ?? new Registry();
+  const registers = [registry];
+  const p = METRIC_PREFIX;
+  if (opts.processMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: p });
+
+  const tokens = new Counter({ name: `${p}tokens_total`, help: 'Non-padding target tokens trained on.', registers });
+  const paddedTokens = new Counter({ name: `${p}padded_tokens_total`, help: 'Padded positions processed (rows × sequence length).', registers });
+  const steps = new Counter({ name: `${p}steps_total`, help: 'Optimizer steps completed.', registers });
+  const stepDuration = new Histogram({
+    name: `${p}step_duration_seconds`, help: 'Wall-clock duration of one optimizer step.', buckets: STEP_BUCKETS, registers,
+  });
+  const stepPart = new Histogram({
+    name: `${p}step_part_duration_seconds`,
+    help: 'Duration of the parts of one step: compute (tasks out until last result in; includes wait_stragglers), wait_stragglers (after the first worker finished), reduce, optimizer, publish.',
+    labelNames: ['part'], buckets: STEP_BUCKETS, registers,
+  });
+  const loss = new Gauge({ name: `${p}loss`, help: 'Mean next-token loss (nats) of the last training batch.', registers });
+  const valLoss = new Gauge({ name: `${p}validation_loss`, help: 'Mean next-token loss (nats) on the validation split, last evaluation.', registers });
+  const testLoss = new Gauge({ name: `${p}test_loss`, help: 'Mean next-token loss (nats) on the test split, last evaluation.', registers });
+  const testBpb = new Gauge({ name: `${p}test_bits_per_byte`, help: 'Bits per UTF-8 byte on the test split, last evaluation.', registers });
+  const gradNorm = new Gauge({ name: `${p}gradient_norm`, help: 'Global L2 norm of the gradient before clipping, last step.', registers });
+  const lr = new Gauge({ name: `${p}learning_rate`, help: 'Learning rate used by the last step.', registers });
+  const workersConnected = new Gauge({ name: `${p}workers_connected`, help: 'Connected workers by transport.', labelNames: ['transport'], registers });
+  const workerShards = new Counter({
+    name: `${p}worker_micro_shards_total`, help: 'Micro-shards whose result was accepted, per worker (ids past the cap are labelled "other").',
+    labelNames: ['worker'], registers,
+  });
+  const workerCompute = new Counter({
+    name: `${p}worker_compute_seconds_total`, help: 'Seconds workers spent computing accepted micro-shards, per worker (ids past the cap are labelled "other").',
+    labelNames: ['worker'], registers,
+  });
+  const sent = new Counter({ name: `${p}network_sent_bytes_total`, help: 'Bytes the coordinator sent to workers (tasks and weights), by transport.', labelNames: ['transport'], registers });
+  const received = new Counter({ name: `${p}network_received_bytes_total`, help: 'Bytes the coordinator received from workers (results), by transport.', labelNames: ['transport'], registers });
+  const reassigned = new Counter({ name: `${p}micro_shards_reassigned_total`, help: 'Micro-shards handed to another worker, by reason.', labelNames: ['reason'], registers });
+  const rejected = new Counter({ name: `${p}results_rejected_total`, help: 'Worker results rejected, by reason.', labelNames: ['reason'], registers });
+  const checkpoint = new Histogram({ name: `${p}checkpoint_duration_seconds`, help: 'Time to write one checkpoint.', buckets: CHECKPOINT_BUCKETS, registers });
+  const checkpointBytes = new Gauge({ name: `${p}checkpoint_size_bytes`, help: 'Size of the last checkpoint written.', registers });
+  const buildInfo = new Gauge({ name: `${p}build_info`, help: 'Build information (always 1).', labelNames: ['version', 'backend', 'node'], registers });
+
+  // Initialise every known label value so each series exists (at 0) from the first scrape:
+  // rate()/increase() over a counter that appears only on its first increment misses that increment,
+  // and dashboard panels would show "no data" instead of 0.
+  for (const t of TRANSPORTS) { workersConnected.set({ transport: t }, 0); sent.inc({ transport: t }, 0); received.inc({ transport: t }, 0); }
+  for (const r of REASSIGN_REASONS) reassigned.inc({ reason: r }, 0);
+  for (const r of REJECT_REASONS) rejected.inc({ reason: r }, 0);
+  for (const part of STEP_PARTS) stepPart.zero({ part });
+
+  const version = opts.version ?? packageVersion();
+  let backend = opts.backend ?? 'unknown';
+  const setBackend = (name: string): void => {
+    buildInfo.reset();
+    backend = name;
+    buildInfo.set({ version, backend, node: process.version }, 1);
+  };
+  setBackend(backend);
+
+  const labels = new BoundedLabels(opts.maxWorkerLabels ?? 32);
+
+  const observer: TrainerObserver = {
+    onStep(e: StepEvent) {
+      steps.inc();
+      tokens.inc(e.tokens);
+      paddedTokens.inc(e.paddedTokens);
+      loss.set(e.loss);
+      lr.set(e.lr);
+      gradNorm.set(e.gradNorm);
+      stepDuration.observe(e.timing.total);
+      for (const part of STEP_PARTS) stepPart.observe({ part }, e.timing[PART_FIELD[part]]);
+    },
+    onValidation(e) { valLoss.set(e.loss); },
+    onTest(e) { testLoss.set(e.loss); testBpb.set(e.bitsPerByte); },
+    onWorkerResult(e: WorkerResultEvent) {
+      const worker = labels.label(e.workerId);
+      workerShards.inc({ worker }, e.microShards);
+      workerCompute.inc({ worker }, e.computeSeconds);
+      sent.inc({ transport: e.transport }, e.bytesSent);
+      received.inc({ transport: e.transport }, e.bytesReceived);
+    },
+    onWorkers(counts) {
+      for (const t of TRANSPORTS) workersConnected.set({ transport: t }, counts[t] ?? 0);
+    },
+    onReassigned(e) { reassigned.inc({ reason: e.reason }, e.count); },
+    onRejected(e) { rejected.inc({ reason: e.reason }); },
+    onCheckpoint(e) { checkpoint.observe(e.seconds); checkpointBytes.set(e.bytes); },
+  };
+
+  return { registry, observer, setBackend, workerLabel: (id) => labels.label(id) };
+}
+
+/** Fan one event stream out to several observers (metrics, run log, progress bar…). */
+export function combineObservers(...observers: TrainerObserver[]): TrainerObserver {
+  const keys: (keyof TrainerObserver)[] = ['onStep', 'onValidation', 'onTest', 'onWorkerResult', 'onWorkers', 'onReassigned', 'onRejected', 'onCheckpoint'];
+  const out: TrainerObserver = {};
+  for (const k of keys) {
+    const fns = observers.map((o) => o[k]?.bind(o)).filter((f): f is NonNullable<typeof f> => f !== undefined);
+    if (fns.length === 0) continue;
+    // each handler takes one argument; the cast only joins the per-key signatures
+    (out as Record<string, (e: never) => void>)[k] = (e: never) => { for (const f of fns) (f as (x: never) => void)(e); };
+  }
+  return out;
+}
+
+export interface MetricsServerOptions {
+  /** TCP port; 0 picks a free one (see the returned `port`). */
+  port: number;
+  /** Interface to bind. Default '0.0.0.0' (Prometheus scrapes from another host/pod). */
+  host?: string;
+  registry: Registry;
+  /** /readyz answers 200 while this returns true, 503 otherwise. Default: always ready. */
+  ready?: () => boolean;
+}
+
+export interface MetricsServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Serve `/metrics` (Prometheus text format), `/healthz` (process is up) and `/readyz`
+ * (the coordinator is ready, e.g. data loaded and listening for workers) with node:http.
+ */
+export function startMetricsServer(opts: MetricsServerOptions): Promise<MetricsServer> {
+  const ready = opts.ready ?? (() => true);
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
+      return;
+    }
+    const text = (status: number, body: string) => { res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' }).end(req.method === 'HEAD' ? undefined : body); };
+    switch (url.pathname) {
+      case '/metrics':
+        opts.registry.metrics().then(
+          (body) => { res.writeHead(200, { 'content-type': opts.registry.contentType }).end(req.method === 'HEAD' ? undefined : body); },
+          (e: unknown) => text(500, `error collecting metrics: ${String(e)}\n`),
+        );
+        return;
+      case '/healthz':
+        text(200, 'ok\n');
+        return;
+      case '/readyz':
+        if (ready()) text(200, 'ready\n'); else text(503, 'not ready\n');
+        return;
+      default:
+        text(404, 'not found: try /metrics, /healthz, /readyz\n');
+    }
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) => {
+      reject(new UserError(`metrics port ${opts.host ?? '0.0.0.0'}:${opts.port}: cannot listen (${e.code ?? e.message})`));
+    });
+    server.listen(opts.port, opts.host ?? '0.0.0.0', () => {
+      server.removeAllListeners('error');
+      const port = (server.address() as AddressInfo).port;
+      resolve({
+        port,
+        close: () => new Promise<void>((res) => {
+          server.close(() => res());
+          server.closeAllConnections();
+        }),
+      });
+    });
+  });
+}

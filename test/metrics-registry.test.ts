@@ -1,0 +1,158 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { createMetrics, startMetricsServer, combineObservers, BoundedLabels, OTHER_WORKER } from '../src/metrics/index.ts';
+import type { StepEvent, TrainerObserver } from '../src/train/events.ts';
+
+function step(i: number): StepEvent {
+  return {
+    step: i, loss: 9 - i * 0.1, tokens: 1000 + i, paddedTokens: 1200 + i, bucket: 50, lr: 1e-3 * i, gradNorm: 0.5 + i,
+    timing: { total: 0.4, compute: 0.3, waitStragglers: 0.05, reduce: 0.02, optimizer: 0.03, publish: 0.01 }, workers: 2,
+  };
+}
+
+/** Parse the text exposition into `# TYPE` declarations and sample lines `name{labels} value`. */
+function parseExposition(text: string): { types: Map<string, string>; samples: { name: string; labels: string; value: number }[] } {
+  const types = new Map<string, string>();
+  const samples: { name: string; labels: string; value: number }[] = [];
+  for (const line of text.split('\n')) {
+    const t = /^# TYPE (\S+) (\S+)$/.exec(line);
+    if (t) { types.set(t[1], t[2]); continue; }
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$/.exec(line);
+    assert.ok(m, `bad exposition line: ${line}`);
+    samples.push({ name: m[1], labels: m[2] ?? '', value: Number(m[3]) });
+  }
+  return { types, samples };
+}
+
+function value(s: ReturnType<typeof parseExposition>['samples'], name: string, labels = ''): number {
+  const hit = s.find((x) => x.name === name && x.labels === labels);
+  assert.ok(hit, `no sample ${name}${labels}`);
+  return hit.value;
+}
+
+test('observer events show up in the exposition with the right names, types and values', async () => {
+  const m = createMetrics({ backend: 'wasm', version: '9.9.9' });
+  const o = m.observer;
+  for (let i = 1; i <= 3; i++) o.onStep!(step(i));
+  o.onValidation!({ step: 3, loss: 7.25, tokens: 500 });
+  o.onTest!({ step: 3, loss: 7.5, ppl: Math.exp(7.5), bitsPerByte: 2.5 });
+  o.onWorkers!({ inprocess: 0, thread: 2, ws: 1 });
+  o.onWorkerResult!({ workerId: 'w1', transport: 'thread', microShards: 3, computeSeconds: 1.5, bytesSent: 100, bytesReceived: 4000 });
+  o.onWorkerResult!({ workerId: 'w1', transport: 'thread', microShards: 1, computeSeconds: 0.5, bytesSent: 50, bytesReceived: 2000 });
+  o.onWorkerResult!({ workerId: 'r1', transport: 'ws', microShards: 2, computeSeconds: 2, bytesSent: 70, bytesReceived: 3000 });
+  o.onReassigned!({ count: 2, reason: 'deadline' });
+  o.onRejected!({ workerId: 'r1', reason: 'nonfinite' });
+  o.onCheckpoint!({ step: 3, seconds: 0.2, bytes: 123456 });
+
+  const { types, samples } = parseExposition(await m.registry.metrics());
+  const expectTypes: Record<string, string> = {
+    vilm_tokens_total: 'counter', vilm_padded_tokens_total: 'counter', vilm_steps_total: 'counter',
+    vilm_step_duration_seconds: 'histogram', vilm_step_part_duration_seconds: 'histogram',
+    vilm_loss: 'gauge', vilm_validation_loss: 'gauge', vilm_test_loss: 'gauge', vilm_gradient_norm: 'gauge', vilm_learning_rate: 'gauge',
+    vilm_workers_connected: 'gauge', vilm_worker_micro_shards_total: 'counter', vilm_worker_compute_seconds_total: 'counter',
+    vilm_network_sent_bytes_total: 'counter', vilm_network_received_bytes_total: 'counter',
+    vilm_micro_shards_reassigned_total: 'counter', vilm_results_rejected_total: 'counter',
+    vilm_checkpoint_duration_seconds: 'histogram', vilm_build_info: 'gauge',
+  };
+  for (const [name, type] of Object.entries(expectTypes)) assert.equal(types.get(name), type, name);
+  // one prefix for everything, counters end in _total
+  for (const [name, type] of types) {
+    assert.ok(name.startsWith('vilm_'), name);
+    if (type === 'counter') assert.ok(name.endsWith('_total'), name);
+  }
+  assert.ok(![...types.keys()].some((n) => /per_second|tokens_per/.test(n)), 'no throughput gauge: rate() derives it');
+
+  assert.equal(value(samples, 'vilm_steps_total'), 3);
+  assert.equal(value(samples, 'vilm_tokens_total'), 1001 + 1002 + 1003);
+  assert.equal(value(samples, 'vilm_padded_tokens_total'), 1201 + 1202 + 1203);
+  assert.equal(value(samples, 'vilm_loss'), 9 - 0.3);
+  assert.equal(value(samples, 'vilm_learning_rate'), 3e-3);
+  assert.equal(value(samples, 'vilm_gradient_norm'), 3.5);
+  assert.equal(value(samples, 'vilm_validation_loss'), 7.25);
+  assert.equal(value(samples, 'vilm_test_bits_per_byte'), 2.5);
+  assert.equal(value(samples, 'vilm_step_duration_seconds_count'), 3);
+  assert.ok(Math.abs(value(samples, 'vilm_step_duration_seconds_sum') - 1.2) < 1e-9);
+  assert.ok(Math.abs(value(samples, 'vilm_step_part_duration_seconds_sum', '{part="reduce"}') - 0.06) < 1e-9);
+  assert.equal(value(samples, 'vilm_step_part_duration_seconds_count', '{part="wait_stragglers"}'), 3);
+  assert.equal(value(samples, 'vilm_workers_connected', '{transport="thread"}'), 2);
+  assert.equal(value(samples, 'vilm_workers_connected', '{transport="ws"}'), 1);
+  assert.equal(value(samples, 'vilm_workers_connected', '{transport="inprocess"}'), 0);
+  assert.equal(value(samples, 'vilm_worker_micro_shards_total', '{worker="w1"}'), 4);
+  assert.equal(value(samples, 'vilm_worker_compute_seconds_total', '{worker="r1"}'), 2);
+  assert.equal(value(samples, 'vilm_network_sent_bytes_total', '{transport="thread"}'), 150);
+  assert.equal(value(samples, 'vilm_network_received_bytes_total', '{transport="ws"}'), 3000);
+  assert.equal(value(samples, 'vilm_micro_shards_reassigned_total', '{reason="deadline"}'), 2);
+  // reasons that never happened are exported as 0 (so panels show 0, not "no data")
+  assert.equal(value(samples, 'vilm_micro_shards_reassigned_total', '{reason="died"}'), 0);
+  assert.equal(value(samples, 'vilm_results_rejected_total', '{reason="nonfinite"}'), 1);
+  assert.equal(value(samples, 'vilm_results_rejected_total', '{reason="auth"}'), 0);
+  assert.equal(value(samples, 'vilm_checkpoint_duration_seconds_count'), 1);
+  assert.equal(value(samples, 'vilm_checkpoint_size_bytes'), 123456);
+  assert.equal(value(samples, 'vilm_build_info', `{version="9.9.9",backend="wasm",node="${process.version}"}`), 1);
+
+  m.setBackend('tensorflow');
+  const after = parseExposition(await m.registry.metrics()).samples.filter((s) => s.name === 'vilm_build_info');
+  assert.equal(after.length, 1);
+  assert.match(after[0].labels, /backend="tensorflow"/);
+});
+
+test('per-worker labels are capped: ids past the cap fold into "other"', async () => {
+  const m = createMetrics({ maxWorkerLabels: 3, processMetrics: false });
+  for (let i = 0; i < 10; i++) {
+    m.observer.onWorkerResult!({ workerId: `w${i}`, transport: 'ws', microShards: 1, computeSeconds: 1, bytesSent: 1, bytesReceived: 1 });
+  }
+  // an early id keeps its own label when it comes back
+  m.observer.onWorkerResult!({ workerId: 'w1', transport: 'ws', microShards: 5, computeSeconds: 1, bytesSent: 1, bytesReceived: 1 });
+  const { samples } = parseExposition(await m.registry.metrics());
+  const shards = samples.filter((s) => s.name === 'vilm_worker_micro_shards_total');
+  assert.deepEqual(shards.map((s) => s.labels).sort(), ['{worker="other"}', '{worker="w0"}', '{worker="w1"}', '{worker="w2"}']);
+  assert.equal(value(samples, 'vilm_worker_micro_shards_total', '{worker="other"}'), 7);
+  assert.equal(value(samples, 'vilm_worker_micro_shards_total', '{worker="w1"}'), 6);
+  assert.equal(m.workerLabel('w9'), OTHER_WORKER);
+  // a worker literally named "other" cannot take a slot of its own
+  const b = new BoundedLabels(2);
+  assert.equal(b.label(OTHER_WORKER), OTHER_WORKER);
+  assert.equal(b.size, 0);
+  assert.throws(() => new BoundedLabels(0));
+});
+
+test('metrics server: /metrics, /healthz, /readyz (follows ready()), 404, 405; busy port is a one-line UserError', async () => {
+  const m = createMetrics({ processMetrics: false });
+  m.observer.onStep!(step(1));
+  let isReady = false;
+  const srv = await startMetricsServer({ port: 0, host: '127.0.0.1', registry: m.registry, ready: () => isReady });
+  try {
+    const base = `http://127.0.0.1:${srv.port}`;
+    const metrics = await fetch(`${base}/metrics`);
+    assert.equal(metrics.status, 200);
+    assert.match(metrics.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+    assert.match(await metrics.text(), /^vilm_steps_total 1$/m);
+    const health = await fetch(`${base}/healthz`);
+    assert.equal(health.status, 200);
+    assert.equal((await fetch(`${base}/readyz`)).status, 503);
+    isReady = true;
+    assert.equal((await fetch(`${base}/readyz`)).status, 200);
+    assert.equal((await fetch(`${base}/nope`)).status, 404);
+    assert.equal((await fetch(`${base}/metrics`, { method: 'POST' })).status, 405);
+
+    await assert.rejects(
+      startMetricsServer({ port: srv.port, host: '127.0.0.1', registry: m.registry }),
+      (e: Error) => e.name === 'UserError' && /metrics port 127\.0\.0\.1:\d+: cannot listen \(EADDRINUSE\)/.test(e.message) && !e.message.includes('\n'),
+    );
+  } finally {
+    await srv.close();
+  }
+  await assert.rejects(fetch(`http://127.0.0.1:${srv.port}/healthz`));
+});
+
+test('combineObservers fans each event out to every observer that handles it', () => {
+  const seen: string[] = [];
+  const a: TrainerObserver = { onStep: (e) => seen.push(`a${e.step}`) };
+  const b: TrainerObserver = { onStep: (e) => seen.push(`b${e.step}`), onValidation: (e) => seen.push(`bv${e.step}`) };
+  const c = combineObservers(a, b);
+  c.onStep!(step(4));
+  c.onValidation!({ step: 5, loss: 1, tokens: 1 });
+  assert.equal(c.onRejected, undefined);
+  assert.deepEqual(seen, ['a4', 'b4', 'bv5']);
+});
