@@ -1,6 +1,7 @@
 import { defineCommand, type AnyCommand } from '../define.js';
 import { loadConfig } from '../../config/index.js';
 import { buildLayout, summarize } from '../../model/layout.js';
+import { exportCommand } from '../../export/command.js';
 
 const DEFAULT_CONFIG = 'configs/tiny.yaml';
 
@@ -32,7 +33,8 @@ export const modelCommands: AnyCommand[] = [
   {
     command: 'model <command>',
     describe: 'inspect and export the model',
-    builder: (y) => y.command(summary).demandCommand(1),
+    builder: (y) => y.command(summary).command(exportCommand).demandCommand(1),
     handler: () => undefined,
   },
+  exportCommand, // also top level: `vilm export safetensors` (the issue's spelling)
 ];

@@ -1,0 +1,27 @@
+import { defineCommand, type AnyCommand } from '../cli/define.js';
+import { loadCheckpoint } from '../train/checkpoint.js';
+import { log } from '../util/log.js';
+import { exportSafetensors } from './index.js';
+
+const safetensors = defineCommand({
+  command: 'safetensors',
+  describe: 'write DIR/model.safetensors, DIR/config.json, DIR/tokenizer.json (loads in Python/NumPy)',
+  builder: (y) => y
+    .option('checkpoint', { type: 'string', demandOption: true, describe: 'run directory or .vilm checkpoint file' })
+    .option('out', { type: 'string', demandOption: true, describe: 'output directory' })
+    .example('$0 export safetensors --checkpoint runs/tiny --out runs/tiny/hf', ''),
+  handler: async (a) => {
+    const ck = loadCheckpoint(a.checkpoint);
+    const r = await exportSafetensors(ck, a.out);
+    log.info('exported', { step: ck.step, tensors: r.tensors, bytes: r.bytes, out: a.out });
+    process.stdout.write(r.files.join('\n') + '\n');
+  },
+});
+
+/** `export <format>`: registered top level (`vilm export safetensors`) and under `vilm model`. */
+export const exportCommand: AnyCommand = {
+  command: 'export <command>',
+  describe: 'export a checkpoint for use outside vilm',
+  builder: (y) => y.command(safetensors).demandCommand(1),
+  handler: () => undefined,
+};
