@@ -90,7 +90,12 @@ export function createMetrics(opts: MetricsOptions = {}): VilmMetrics {
   const registry = opts.registry ?? new Registry();
   const registers = [registry];
   const p = METRIC_PREFIX;
-  if (opts.processMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: p });
+  if (opts.processMetrics ?? true) {
+    collectDefaultMetrics({ register: registry, prefix: p });
+    // prom-client names these gauges `…_total`, which `promtool check metrics` rejects (only counters
+    // end in _total); the same figures remain as vilm_nodejs_active_{handles,requests,resources}.
+    for (const n of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(p + n);
+  }
 
   const tokens = new Counter({ name: `${p}tokens_total`, help: 'Non-padding target tokens trained on.', registers });
   const paddedTokens = new Counter({ name: `${p}padded_tokens_total`, help: 'Padded positions processed (rows × sequence length).', registers });
@@ -106,7 +111,7 @@ export function createMetrics(opts: MetricsOptions = {}): VilmMetrics {
   const loss = new Gauge({ name: `${p}loss`, help: 'Mean next-token loss (nats) of the last training batch.', registers });
   const valLoss = new Gauge({ name: `${p}validation_loss`, help: 'Mean next-token loss (nats) on the validation split, last evaluation.', registers });
   const testLoss = new Gauge({ name: `${p}test_loss`, help: 'Mean next-token loss (nats) on the test split, last evaluation.', registers });
-  const testBpb = new Gauge({ name: `${p}test_bits_per_byte`, help: 'Bits per UTF-8 byte on the test split, last evaluation.', registers });
+  const testPpl = new Gauge({ name: `${p}test_perplexity`, help: 'Perplexity (exp of the loss) on the test split, last evaluation.', registers });
   const gradNorm = new Gauge({ name: `${p}gradient_norm`, help: 'Global L2 norm of the gradient before clipping, last step.', registers });
   const lr = new Gauge({ name: `${p}learning_rate`, help: 'Learning rate used by the last step.', registers });
   const workersConnected = new Gauge({ name: `${p}workers_connected`, help: 'Connected workers by transport.', labelNames: ['transport'], registers });
@@ -157,7 +162,7 @@ export function createMetrics(opts: MetricsOptions = {}): VilmMetrics {
       for (const part of STEP_PARTS) stepPart.observe({ part }, e.timing[PART_FIELD[part]]);
     },
     onValidation(e) { valLoss.set(e.loss); },
-    onTest(e) { testLoss.set(e.loss); testBpb.set(e.bitsPerByte); },
+    onTest(e) { testLoss.set(e.loss); testPpl.set(e.ppl); },
     onWorkerResult(e: WorkerResultEvent) {
       const worker = labels.label(e.workerId);
       workerShards.inc({ worker }, e.microShards);
