@@ -1,0 +1,218 @@
+/**
+ * Exact reduction of micro-shard gradient sums.
+ *
+ * A step's global batch has R rows. It is cut into M = `train.micro_shards` fixed micro-shards by
+ * row: shard i holds rows [⌊i·R/M⌋, ⌊(i+1)·R/M⌋). Each shard's gradient SUM is computed by some
+ * worker, and the step gradient is the sum of the shards added in ONE fixed binary tree over the
+ * shard index, divided by the batch's token count. Floating-point addition is not associative, so
+ * fixing the tree (not the worker count, transport or assignment) is what makes every run produce
+ * the same bytes.
+ *
+ * The tree. Pad M to P = 2^⌈log2 M⌉. Node (level j, index k) covers shards [k·2^j, (k+1)·2^j).
+ * A node is ABSENT when it holds no shard with rows: it starts at or beyond M, or all its shards are
+ * empty (R < M). Combining two children: absent ⊕ x = x (no addition at all, so no −0 → +0
+ * rewrite); x ⊕ y = elementwise float32 x + y. The root (level log2 P, index 0) is the batch sum.
+ *
+ * A TASK is one aligned subtree (j, k) with k·2^j < M. The worker that runs it computes every shard
+ * in it and pre-adds them with this same tree, so it sends one gradient; the coordinator then only
+ * combines the upper levels. Because each node's value depends only on its leaves and the fixed
+ * tree, it does not matter which worker computed which subtree.
+ *
+ * Sparse embedding rows. The embedding gradient travels as sorted unique rows (ids + [n, d] values)
+ * and is added with the same tree. To be bit-identical to adding the dense [V, d] blocks (where an
+ * untouched row is +0), a row present on one side only becomes `x + 0` (which turns −0 into +0, as
+ * the dense addition would), a row present on both sides `x + y`. The final dense gradient scatters
+ * the rows into a +0-filled block.
+ *
+ * Within a shard, the model may be called on several chunks (rows bounded by
+ * `max_micro_batch_tokens`): chunk results are combined left to right with the same ⊕. The chunking
+ * depends only on the shard, so this too is independent of who computes it.
+ */
+import type { SparseRows } from '../model/types.js';
+
+/** A (partial) gradient sum over some shards: the embedding as sparse rows, the rest dense. */
+export interface Partial {
+  lossSum: number;
+  tokenCount: number;
+  /** every parameter after the embedding block: `layout.total − vocab·d_model` floats */
+  rest: Float32Array;
+  /** embedding gradient rows, [rows.length, d_model], rows ascending and unique */
+  emb: SparseRows;
+}
+
+/** An aligned subtree of the reduction tree: shards [index·2^level, (index+1)·2^level). */
+export interface Block {
+  level: number;
+  index: number;
+}
+
+export function nextPow2(n: number): number {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
+export function log2Int(p: number): number {
+  return Math.round(Math.log2(p));
+}
+
+/** Row range [start, end) of shard `i` of `m` over `rows` rows. */
+export function shardRange(rows: number, m: number, i: number): [number, number] {
+  return [Math.floor((i * rows) / m), Math.floor(((i + 1) * rows) / m)];
+}
+
+/** Shards of a block, clipped to [0, m). */
+export function blockShards(b: Block, m: number): [number, number] {
+  const size = 2 ** b.level;
+  return [Math.min(b.index * size, m), Math.min((b.index + 1) * size, m)];
+}
+
+/** Rows covered by a block: [first row, end row). */
+export function blockRows(b: Block, rows: number, m: number): [number, number] {
+  const [s0, s1] = blockShards(b, m);
+  if (s0 >= s1) return [0, 0];
+  return [shardRange(rows, m, s0)[0], shardRange(rows, m, s1 - 1)[1]];
+}
+
+export function blockKey(b: Block): string {
+  return `${b.level}:${b.index}`;
+}
+
+/** The root block of a tree over m shards. */
+export function rootBlock(m: number): Block {
+  return { level: log2Int(nextPow2(m)), index: 0 };
+}
+
+/** The two children of a block (level > 0), dropping a child that starts at or beyond m. */
+export function children(b: Block, m: number): Block[] {
+  if (b.level === 0) return [];
+  const l = b.level - 1;
+  const out = [{ level: l, index: 2 * b.index }];
+  if ((2 * b.index + 1) * 2 ** l < m) out.push({ level: l, index: 2 * b.index + 1 });
+  return out;
+}
+
+/**
+ * Task granularity: the coarsest aligned level that still gives at least `workers` tasks, so each
+ * worker gets about one to two tasks (fewer, bigger tasks pre-add more locally and send less).
+ * With workers ≥ m every shard is its own task. A failed task is split into its children when it
+ * is requeued (see the scheduler), so the remaining workers share it.
+ */
+export function planBlocks(m: number, workers: number): Block[] {
+  const top = log2Int(nextPow2(m));
+  let level = top;
+  while (level > 0 && Math.ceil(m / 2 ** level) < Math.max(1, workers)) level--;
+  const out: Block[] = [];
+  for (let k = 0; k * 2 ** level < m; k++) out.push({ level, index: k });
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Addition with the tree's semantics
+
+/** Sparse rows a ⊕ b, bit-identical to adding the dense blocks (see the file comment). */
+export function addSparse(a: SparseRows, b: SparseRows, d: number): SparseRows {
+  const na = a.rows.length, nb = b.rows.length;
+  // count the union first (both inputs are sorted and unique)
+  let n = 0;
+  for (let i = 0, j = 0; i < na || j < nb; n++) {
+    if (j >= nb || (i < na && a.rows[i] < b.rows[j])) i++;
+    else if (i >= na || b.rows[j] < a.rows[i]) j++;
+    else { i++; j++; }
+  }
+  const rows = new Int32Array(n);
+  const values = new Float32Array(n * d);
+  let o = 0;
+  for (let i = 0, j = 0; i < na || j < nb; o++) {
+    const src = o * d;
+    if (j >= nb || (i < na && a.rows[i] < b.rows[j])) {
+      rows[o] = a.rows[i];
+      for (let c = 0, s = i * d; c < d; c++) values[src + c] = a.values[s + c] + 0;
+      i++;
+    } else if (i >= na || b.rows[j] < a.rows[i]) {
+      rows[o] = b.rows[j];
+      for (let c = 0, s = j * d; c < d; c++) values[src + c] = b.values[s + c] + 0;
+      j++;
+    } else {
+      rows[o] = a.rows[i];
+      for (let c = 0, sa = i * d, sb = j * d; c < d; c++) values[src + c] = a.values[sa + c] + b.values[sb + c];
+      i++; j++;
+    }
+  }
+  return { rows, values };
+}
+
+/** a ⊕ b where null is an absent node. Reuses `a.rest` as the output buffer (a is consumed). */
+export function combine(a: Partial | null, b: Partial | null, d: number): Partial | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  if (a.rest.length !== b.rest.length) throw new Error(`combine: rest sizes ${a.rest.length} vs ${b.rest.length}`);
+  const ra = a.rest, rb = b.rest;
+  // float32 + float32 computed in float64 and rounded once is the correctly rounded float32 sum
+  for (let i = 0; i < ra.length; i++) ra[i] = ra[i] + rb[i];
+  return {
+    lossSum: a.lossSum + b.lossSum,
+    tokenCount: a.tokenCount + b.tokenCount,
+    rest: ra,
+    emb: addSparse(a.emb, b.emb, d),
+  };
+}
+
+/**
+ * Value of the tree node `b` over m shards. `get(node)` returns a known value for a node (a leaf,
+ * or a subtree a worker already reduced; null = absent) or undefined to recurse into the children.
+ * A leaf with no value is an error (the caller must have all shards covered).
+ */
+export function reduceNode(b: Block, m: number, d: number, get: (b: Block) => Partial | null | undefined): Partial | null {
+  if (b.index * 2 ** b.level >= m) return null;
+  const known = get(b);
+  if (known !== undefined) return known;
+  if (b.level === 0) throw new Error(`reduce: shard ${b.index} has no result`);
+  const [l, r] = [{ level: b.level - 1, index: 2 * b.index }, { level: b.level - 1, index: 2 * b.index + 1 }];
+  const left = reduceNode(l, m, d, get);
+  const right = reduceNode(r, m, d, get);
+  return combine(left, right, d);
+}
+
+/** Whether the known nodes cover every shard under `b`. */
+export function covered(b: Block, m: number, has: (b: Block) => boolean): boolean {
+  if (b.index * 2 ** b.level >= m) return true;
+  if (has(b)) return true;
+  if (b.level === 0) return false;
+  return covered({ level: b.level - 1, index: 2 * b.index }, m, has) && covered({ level: b.level - 1, index: 2 * b.index + 1 }, m, has);
+}
+
+/**
+ * The step gradient from the root sum: a full `total`-float vector, the embedding rows scattered
+ * into a +0 block, everything divided by the token count (float64 division, rounded to float32).
+ */
+export function finalizeGradient(root: Partial, vocab: number, d: number, out?: Float32Array): Float32Array {
+  const e = vocab * d;
+  const total = e + root.rest.length;
+  const g = out ?? new Float32Array(total);
+  if (g.length !== total) throw new Error(`finalizeGradient: out has ${g.length} floats, expected ${total}`);
+  if (out) g.fill(0, 0, e);
+  const t = root.tokenCount;
+  if (!(t > 0)) throw new Error('finalizeGradient: batch has no target tokens');
+  const { rows, values } = root.emb;
+  for (let r = 0; r < rows.length; r++) {
+    const dst = rows[r] * d, src = r * d;
+    for (let c = 0; c < d; c++) g[dst + c] = values[src + c] / t;
+  }
+  const rest = root.rest;
+  for (let i = 0; i < rest.length; i++) g[e + i] = rest[i] / t;
+  return g;
+}
+
+/** Dense embedding rows of a full gradient as sparse rows (rows with any bit set, including −0). */
+export function sparseFromDense(grad: Float32Array, vocab: number, d: number): SparseRows {
+  const bits = new Uint32Array(grad.buffer, grad.byteOffset, vocab * d);
+  const keep: number[] = [];
+  for (let r = 0; r < vocab; r++) {
+    for (let c = 0; c < d; c++) if (bits[r * d + c] !== 0) { keep.push(r); break; }
+  }
+  const rows = Int32Array.from(keep);
+  const values = new Float32Array(rows.length * d);
+  for (let i = 0; i < rows.length; i++) values.set(grad.subarray(rows[i] * d, rows[i] * d + d), i * d);
+  return { rows, values };
+}
