@@ -1,7 +1,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { segmentText } from '../src/data/prepare/segment.ts';
-import { packDocument, bucketFor, type Unit } from '../src/data/prepare/sequences.ts';
+import { packDocument, packGreedy, bucketFor, type Unit } from '../src/data/prepare/sequences.ts';
 import { splitOf, hashUnit } from '../src/data/prepare/split.ts';
 import { parseBuckets, usableBuckets } from '../src/data/prepare/prepare.ts';
 import { Rng } from '../src/util/rng.ts';
@@ -84,14 +84,9 @@ test('packDocument: long documents fill the largest bucket and waste less than g
     const units = randomUnits(rng, 80, 40);
     const seqs = packDocument(units, { limit: 250, buckets: BUCKETS, bosId: BOS, eosId: EOS });
     for (const s of seqs) { dpPositions += bucketFor(s.length, BUCKETS); tokens += s.length; }
-    // greedy: as many whole units as fit
-    let len = 1;
-    for (let i = 0; i < units.length; i++) {
-      const add = units[i].ids.length + (i === units.length - 1 ? 1 : 0);
-      if (len + add > 250) { greedyPositions += bucketFor(len, BUCKETS); len = 1; }
-      len += add;
-    }
-    greedyPositions += bucketFor(len, BUCKETS);
+    const greedy = packGreedy(units, { limit: 250, buckets: BUCKETS, bosId: BOS, eosId: EOS });
+    assert.deepEqual(greedy.flat().filter((t) => t > 2), units.flatMap((u) => u.ids));
+    for (const s of greedy) { assert.ok(s.length <= 250); greedyPositions += bucketFor(s.length, BUCKETS); }
   }
   assert.ok(dpPositions <= greedyPositions, `dp ${dpPositions} > greedy ${greedyPositions}`);
   assert.ok((dpPositions - tokens) / dpPositions < 0.05, `waste ${(dpPositions - tokens) / dpPositions}`);

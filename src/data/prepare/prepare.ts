@@ -20,6 +20,8 @@ export interface PrepareOptions {
   buckets: number[];
   /** called every few documents with input bytes consumed so far (approximate) and the total */
   onProgress?: (bytes: number, totalBytes: number, docs: number) => void;
+  /** sees every document's encoded units (benchmarks compare packing strategies on them) */
+  onDocument?: (units: readonly Unit[], split: SplitName) => void;
 }
 
 export interface PrepareResult {
@@ -104,9 +106,11 @@ export async function prepareDataset(opt: PrepareOptions): Promise<PrepareResult
       for await (const doc of readCorpus(file)) {
         docsSeen++;
         bytes += Buffer.byteLength(doc.text) + doc.id.length + doc.title.length + 40; // ≈ line bytes
-        const seqs = packDocument(encodeUnits(tok, doc.text), pack);
+        const units = encodeUnits(tok, doc.text);
+        const seqs = packDocument(units, pack);
         if (seqs.length === 0) { skipped++; continue; }
         const split = splitOf(doc.id, opt.seed);
+        opt.onDocument?.(units, split);
         const st = stats[split];
         st.docs++;
         for (const seq of seqs) {

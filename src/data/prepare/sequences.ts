@@ -90,3 +90,22 @@ export function packDocument(units: readonly Unit[], opt: PackOptions): number[]
     return seq;
   });
 }
+
+/**
+ * The baseline the benchmark compares against: fill each sequence with as many whole units as fit,
+ * left to right (same hard cuts, same `<bos>`/`<eos>` rules), no look-ahead at bucket edges.
+ */
+export function packGreedy(units: readonly Unit[], opt: PackOptions): number[][] {
+  const cap = opt.limit - 2;
+  const pieces: number[][] = [];
+  for (const u of units) for (let s = 0; s < u.ids.length; s += cap) pieces.push(u.ids.slice(s, s + cap));
+  const out: number[][] = [];
+  let cur: number[] = [opt.bosId];
+  pieces.forEach((p, i) => {
+    const last = i === pieces.length - 1;
+    if (cur.length + p.length + (last ? 1 : 0) > opt.limit) { out.push(cur); cur = [opt.bosId]; }
+    for (const t of p) cur.push(t);
+  });
+  if (pieces.length > 0) { cur.push(opt.eosId); out.push(cur); }
+  return out;
+}
