@@ -115,14 +115,18 @@ export async function* readDumpPages(file: string, info: DumpInfo = { urlPrefix:
   let decompressed = 0;
   try {
     for await (const chunk of pass as AsyncIterable<Buffer>) {
-      decompressed += chunk.length;
       info.bytesRead = src.bytesRead;
       let text: string;
       try {
         text = decoder.decode(chunk, { stream: true });
       } catch {
-        throw new UserError(`${file}: invalid UTF-8 in the XML near byte ${decompressed}${where()}`);
+        // locate the bad byte: parse the valid prefix so the message can name the page and line
+        const lossy = new TextDecoder('utf-8').decode(chunk);
+        const bad = Math.max(0, lossy.indexOf('\uFFFD'));
+        try { parser.write(lossy.slice(0, bad)); } catch { /* the encoding error is the one to report */ }
+        throw new UserError(`${file}: invalid UTF-8 in the XML at byte ${decompressed + Buffer.byteLength(lossy.slice(0, bad))} (line ${parser.line})${where()}`);
       }
+      decompressed += chunk.length;
       feed(text);
       while (ready.length > 0) yield ready.shift() as DumpPage;
     }
@@ -178,6 +182,8 @@ export interface DumpCrawlOptions {
   maxDocs?: number;
   /** Ctrl-C: stop, keep the part file for --resume */
   signal?: AbortSignal;
+  /** called after each document is written, with the running count (progress hooks, tests) */
+  onDoc?: (count: number) => void;
 }
 
 /** Resume point of a dump crawl: pages consumed (all namespaces) and the last one's id, as a check. */
@@ -219,6 +225,7 @@ export async function crawlDump(opts: DumpCrawlOptions): Promise<CrawlSummary> {
         else {
           const prefix = info.urlPrefix || 'https://vi.wikipedia.org/wiki/';
           await output.write({ id: `${source}:${page.id}`, title: page.title, text, source, url: prefix + titleToPath(page.title) });
+          opts.onDoc?.(output.count);
         }
       }
       cursor = { pagesSeen: seen, lastPageId: page.id };

@@ -35,6 +35,8 @@ export interface HfCrawlOptions extends HttpOptions {
   maxDocs?: number;
   /** Hugging Face token for gated datasets (sent as a Bearer header) */
   token?: string;
+  /** called after each document is written, with the running count */
+  onDoc?: (count: number) => void;
 }
 
 export type HfCursor =
@@ -109,7 +111,7 @@ export async function crawlHf(opts: HfCrawlOptions): Promise<CrawlSummary> {
             if (skipped.truncated === 1) log.warn(`${url}: /rows truncated '${column}' cells; use --via parquet for full texts (truncated rows are skipped)`);
           } else {
             const doc = docOf(r.row, r.row_idx);
-            if (doc) await output.write(doc);
+            if (doc) { await output.write(doc); opts.onDoc?.(output.count); }
           }
           cursor = { via: 'rows', offset: r.row_idx + 1 };
           await output.checkpoint(cursor);
@@ -150,7 +152,7 @@ export async function crawlHf(opts: HfCrawlOptions): Promise<CrawlSummary> {
               seen++;
               const row = rowStart + i;
               const doc = docOf(rows[i], base + row);
-              if (doc) await output.write(doc);
+              if (doc) { await output.write(doc); opts.onDoc?.(output.count); }
               cursor = { via: 'parquet', shard: s, row: row + 1, base };
               await output.checkpoint(cursor);
               if (full()) break;

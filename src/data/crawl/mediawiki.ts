@@ -25,6 +25,8 @@ export interface ApiCrawlOptions extends HttpOptions {
   maxDocs?: number;
   /** titles per request (≤ 50, the API's limit for normal clients); default 20 */
   batchSize?: number;
+  /** called after each document is written, with the running count */
+  onDoc?: (count: number) => void;
 }
 
 export interface ApiCursor {
@@ -111,6 +113,7 @@ export async function crawlApi(opts: ApiCrawlOptions): Promise<CrawlSummary> {
           source,
           url: page.fullurl ?? `${apiUrl.origin}/wiki/${titleToPath(title)}`,
         });
+        opts.onDoc?.(output.count);
         if (opts.maxDocs !== undefined && output.count >= opts.maxDocs) break outer;
       }
       // the response is fully written: move the cursor past it
