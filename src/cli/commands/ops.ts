@@ -1,3 +1,5 @@
 import type { AnyCommand } from '../define.js';
+import { reportCommand } from '../../report/command.js';
 
-export const opsCommands: AnyCommand[] = [];
+/** Operating a run: `report` (and `start`, the first-run job, added by its owner). */
+export const opsCommands: AnyCommand[] = [reportCommand];
