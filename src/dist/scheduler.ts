@@ -42,6 +42,8 @@ export interface SchedulerOptions {
   maxStrikes: number;
   /** how long a step waits with no worker at all before failing (Infinity = forever) */
   noWorkerTimeoutMs: number;
+  /** called when a step is left with no worker at all (the loop checkpoints) */
+  onNoWorkers?: () => void;
 }
 
 export interface WorkerStepStats {
@@ -171,6 +173,7 @@ export class Scheduler {
     return await new Promise<StepOutcome>((resolve, reject) => {
       let finished = false;
       let noWorkerTimer: NodeJS.Timeout | undefined;
+      let noWorkers = false;
       const finish = () => {
         if (finished) return;
         finished = true;
@@ -276,12 +279,16 @@ export class Scheduler {
         if (queue.length === 0 && firstIdle === undefined && [...this.links.values()].some((s) => !s.busy)) firstIdle = performance.now();
         if (this.links.size === 0) {
           if (this.stopped) { finished = true; reject(new NoWorkersError('stopped')); return; }
+          if (!noWorkers) { noWorkers = true; this.opts.onNoWorkers?.(); }
           if (!noWorkerTimer && Number.isFinite(this.opts.noWorkerTimeoutMs)) {
             noWorkerTimer = setTimeout(() => {
               if (!finished && this.links.size === 0) { finished = true; reject(new NoWorkersError(`no worker for ${this.opts.noWorkerTimeoutMs} ms`)); }
             }, this.opts.noWorkerTimeoutMs);
           }
-        } else if (noWorkerTimer) { clearTimeout(noWorkerTimer); noWorkerTimer = undefined; }
+        } else {
+          noWorkers = false;
+          if (noWorkerTimer) { clearTimeout(noWorkerTimer); noWorkerTimer = undefined; }
+        }
       };
 
       this.wake = () => {

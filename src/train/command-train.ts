@@ -1,9 +1,28 @@
 import { defineCommand } from '../cli/define.js';
-import { UserError } from '../util/errors.js';
+import { runTrainingLoop, type StopSignal } from './loop.js';
+import { backendOf, commonRunOptions, installStopHandlers, resolveRunConfig } from './run-options.js';
 
-// Placeholder until the train implementation lands (replaced by its owner).
+/**
+ * `vilm train`: single-process training — the coordinator's loop with one in-process worker, so
+ * it produces the same weights (bit for bit) as `vilm coordinator` with any number of workers.
+ */
 export const trainCommand = defineCommand({
   command: 'train',
-  describe: '(train: not built yet)',
-  handler: () => { throw new UserError('train is not built yet'); },
+  describe: 'train in one process (same loop and bytes as the coordinator)',
+  builder: (y) => commonRunOptions(y)
+    .example('$0 train --config configs/tiny.yaml --data runs/data --out runs/tiny', 'train the seed model')
+    .example('$0 train --config configs/test.yaml --data runs/data --out runs/t --steps 10 --stop-at 5', 'stop after 5 of 10 steps')
+    .example('$0 train --config configs/test.yaml --data runs/data --out runs/t --steps 10 --resume', '…and finish them exactly'),
+  handler: async (a) => {
+    const stop: StopSignal = { requested: false };
+    const off = installStopHandlers(stop);
+    try {
+      const r = await runTrainingLoop({
+        config: resolveRunConfig(a), dataDir: a.data, outDir: a.out, resume: a.resume, steps: a.steps, stopAt: a['stop-at'],
+        backend: backendOf(a), inProcess: true, threads: 0, tokenizerFile: a.tokenizer, testBatches: a['test-batches'],
+        stopSignal: stop,
+      });
+      if (r.final) process.stdout.write(JSON.stringify(r.final) + '\n');
+    } finally { off(); }
+  },
 });

@@ -1,0 +1,142 @@
+/**
+ * `vilm worker --connect ws://HOST:7070`: a remote worker process. Connects, authenticates
+ * (HMAC challenge–response, src/dist/protocol.ts), receives the config and the current weights,
+ * then computes the tasks it is sent, one at a time, until the coordinator says bye. A lost
+ * connection is retried (the coordinator requeues whatever was in flight).
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { WebSocket, type RawData } from 'ws';
+import type { LanguageModel } from '../model/api.js';
+import { UserError } from '../util/errors.js';
+import { log } from '../util/log.js';
+import { PROTOCOL_VERSION, ProtocolError, authMac, decodeFrame, encodeFrame, type Frame } from './protocol.js';
+import { computeTask, createReplica, type ReplicaSpec, type TaskMsg } from './task.js';
+
+export interface RemoteWorkerOptions {
+  url: string;
+  token?: string;
+  name?: string;
+  /** extra CA certificate (PEM file) to trust for wss:// (e.g. a self-signed coordinator cert) */
+  caFile?: string;
+  /** keep retrying a lost/refused connection for this long (ms) before giving up */
+  retryMs: number;
+  /** largest frame accepted (the weights are the biggest) */
+  maxPayload?: number;
+  /** protocol version to announce (tests use a wrong one on purpose) */
+  protocolVersion?: number;
+}
+
+/** How one connection ended. */
+type Ending = { kind: 'bye'; reason: string } | { kind: 'fatal'; message: string } | { kind: 'lost'; message: string; joined: boolean };
+
+function toBytes(data: RawData): Uint8Array {
+  if (Array.isArray(data)) return Buffer.concat(data);
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  return data;
+}
+
+export async function runRemoteWorker(o: RemoteWorkerOptions): Promise<void> {
+  if (!/^wss?:\/\//.test(o.url)) throw new UserError(`--connect: expected ws://HOST:PORT or wss://HOST:PORT, got '${o.url}'`);
+  const name = (o.name ?? `${hostname()}-${process.pid}`).slice(0, 48);
+  const ca = o.caFile ? (() => { try { return readFileSync(o.caFile!); } catch (e) { throw new UserError(`${o.caFile}: cannot read --tls-ca (${(e as NodeJS.ErrnoException).code ?? String(e)})`); } })() : undefined;
+  let model: { spec: string; model: Promise<LanguageModel> } | undefined;
+  let deadline = Date.now() + o.retryMs;
+  let delay = 250;
+  for (;;) {
+    const end = await connectOnce();
+    if (end.kind === 'bye') { log.info(`coordinator said bye: ${end.reason}`); return; }
+    if (end.kind === 'fatal') throw new UserError(end.message);
+    if (end.joined) { deadline = Date.now() + o.retryMs; delay = 250; }
+    if (Date.now() >= deadline) throw new UserError(`${o.url}: ${end.message} (gave up after ${Math.round(o.retryMs / 1000)} s)`);
+    log.warn(`${o.url}: ${end.message}; retrying`);
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(delay * 2, 5000);
+  }
+
+  function connectOnce(): Promise<Ending> {
+    return new Promise<Ending>((resolve) => {
+      const ws = new WebSocket(o.url, { maxPayload: o.maxPayload ?? 1 << 30, ca, perMessageDeflate: false });
+      let ending: Ending | undefined;
+      let joined = false;
+      let weights: Float32Array | undefined;
+      let version = -1;
+      let heartbeatMs = 2000;
+      let heartbeat: NodeJS.Timeout | undefined;
+      let chain: Promise<void> = Promise.resolve();
+      const v = o.protocolVersion ?? PROTOCOL_VERSION;
+      const send = (f: Frame) => { if (ws.readyState === ws.OPEN) ws.send(encodeFrame(f)); };
+      const finish = (e: Ending) => { ending ??= e; };
+
+      ws.on('open', () => send({ t: 'hello', v, name }));
+      ws.on('message', (data) => {
+        let f: Frame;
+        try {
+          f = decodeFrame(toBytes(data));
+        } catch (e) {
+          const msg = (e as Error).message;
+          finish({ kind: 'fatal', message: `${o.url}: ${e instanceof ProtocolError && e.kind === 'version' ? 'coordinator ' + msg : msg}` });
+          ws.close(4000, 'bad frame');
+          return;
+        }
+        switch (f.t) {
+          case 'challenge': {
+            if (f.tokenRequired && !o.token) {
+              finish({ kind: 'fatal', message: `${o.url}: the coordinator requires a token (--token-file)` });
+              ws.close(1000);
+              return;
+            }
+            send({ t: 'auth', v, mac: f.tokenRequired && o.token ? authMac(o.token, f.nonce, name) : '' });
+            return;
+          }
+          case 'welcome': {
+            joined = true;
+            heartbeatMs = f.heartbeatMs;
+            const key = JSON.stringify(f.spec);
+            if (!model || model.spec !== key) model = { spec: key, model: createReplica(f.spec as ReplicaSpec) };
+            log.info('joined coordinator', { url: o.url, id: f.id, params: f.total });
+            heartbeat = setInterval(() => send({ t: 'heartbeat', v, time: Date.now() }), heartbeatMs);
+            return;
+          }
+          case 'weights':
+            // in order with the tasks: a task queued before these weights has already run
+            chain = chain.then(() => { weights = f.weights; version = f.version; });
+            return;
+          case 'task': {
+            const task: TaskMsg = f;
+            chain = chain.then(async () => {
+              const m = await model!.model;
+              if (!weights || version !== task.version) {
+                log.warn(`task ${task.taskId} needs weights version ${task.version}, have ${version}; skipped`);
+                return;
+              }
+              if (ws.readyState !== ws.OPEN) return;
+              const r = computeTask(m, weights, task);
+              send({ t: 'result', v, ...r });
+            }).catch((e: unknown) => {
+              finish({ kind: 'fatal', message: `worker failed: ${(e as Error).message}` });
+              ws.close(1011, 'worker error');
+            });
+            return;
+          }
+          case 'bye': {
+            const refused = f.reason.startsWith('protocol version') || f.reason.startsWith('authentication');
+            finish(refused ? { kind: 'fatal', message: `${o.url}: refused: ${f.reason}` } : { kind: 'bye', reason: f.reason });
+            return;
+          }
+          default:
+            log.warn(`unexpected frame '${f.t}' from the coordinator, ignored`);
+        }
+      });
+      ws.on('error', (e) => finish({ kind: 'lost', message: e.message, joined }));
+      ws.on('close', (code, reason) => {
+        if (heartbeat) clearInterval(heartbeat);
+        if (code === 4000) finish({ kind: 'fatal', message: `${o.url}: refused: ${reason.toString() || 'protocol version mismatch'}` });
+        if (code === 4001) finish({ kind: 'fatal', message: `${o.url}: refused: authentication failed (wrong token?)` });
+        finish({ kind: 'lost', message: `connection closed (${code})`, joined });
+        if (ending?.kind === 'lost') ending = { ...ending, joined };
+        resolve(ending!);
+      });
+    });
+  }
+}

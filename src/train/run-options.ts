@@ -1,0 +1,81 @@
+/**
+ * Command-line options shared by `vilm train` and `vilm coordinator` (they run the same loop,
+ * src/train/loop.ts), and the signal handling both use.
+ */
+import type { Argv } from 'yargs';
+import { readFileSync } from 'node:fs';
+import { applyOverrides, loadConfig, type OptimizerName, type RunConfig } from '../config/index.js';
+import type { BackendName } from '../backend/types.js';
+import { UserError } from '../util/errors.js';
+import { log } from '../util/log.js';
+import type { StopSignal } from './loop.js';
+
+export interface CommonRunArgs {
+  config: string;
+  data: string;
+  out: string;
+  steps?: number;
+  'stop-at'?: number;
+  optimizer?: string;
+  resume: boolean;
+  backend: string;
+  set: string[];
+  tokenizer?: string;
+  'test-batches'?: number;
+}
+
+export function commonRunOptions<T>(y: Argv<T>) {
+  return y
+    .option('config', { type: 'string', default: 'configs/tiny.yaml', describe: 'run config YAML (model + train)' })
+    .option('data', { type: 'string', demandOption: true, describe: 'prepared data directory (output of vilm data prepare)' })
+    .option('out', { type: 'string', demandOption: true, describe: 'run directory: checkpoint.vilm, log.jsonl, final.json' })
+    .option('steps', { type: 'number', describe: 'total optimizer steps (overrides train.steps; also sets the LR schedule length)' })
+    .option('stop-at', { type: 'number', describe: 'stop after this many steps with a checkpoint (resume later with --resume)' })
+    .option('optimizer', { type: 'string', choices: ['adam', 'sgd', 'momentum', 'rmsprop'], describe: 'overrides train.optimizer' })
+    .option('resume', { type: 'boolean', default: false, describe: 'continue exactly from OUT/checkpoint.vilm' })
+    .option('backend', { type: 'string', choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto', describe: 'tfjs backend of the workers' })
+    .option('set', { type: 'string', array: true, default: [] as string[], describe: 'config override section.field=value (repeatable)' })
+    .option('tokenizer', { type: 'string', describe: 'tokenizer.json for bits per byte (default: DATA/tokenizer.json)' })
+    .option('test-batches', { type: 'number', describe: 'test-split batches scored at the end (default: all)' });
+}
+
+export function resolveRunConfig(a: CommonRunArgs): RunConfig {
+  let cfg = loadConfig(a.config);
+  const sets = [...a.set];
+  if (a.optimizer) sets.push(`train.optimizer=${a.optimizer}`);
+  if (sets.length) cfg = applyOverrides(cfg, sets);
+  for (const [flag, v] of [['--steps', a.steps], ['--stop-at', a['stop-at']], ['--test-batches', a['test-batches']]] as const) {
+    if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new UserError(`${flag}: must be a non-negative integer, got ${v}`);
+  }
+  return cfg;
+}
+
+export function backendOf(a: CommonRunArgs): BackendName {
+  return a.backend as BackendName;
+}
+
+export function readTokenFile(file: string | undefined): string | undefined {
+  if (!file) return undefined;
+  let t: string;
+  try { t = readFileSync(file, 'utf8').trim(); } catch (e) {
+    throw new UserError(`${file}: cannot read --token-file (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+  if (t.length < 16) throw new UserError(`${file}: the token must be at least 16 characters`);
+  return t;
+}
+
+/**
+ * SIGINT/SIGTERM: the first one asks the loop to finish (or abandon) the current step, checkpoint,
+ * say bye to the workers and exit; a second one exits at once.
+ */
+export function installStopHandlers(stop: StopSignal): () => void {
+  const on = (sig: NodeJS.Signals) => {
+    if (stop.requested) { log.warn(`${sig} again: exiting without a final checkpoint`); process.exit(130); }
+    stop.requested = true;
+    log.warn(`${sig}: stopping after the current step (checkpoint, then exit); press again to exit now`);
+    stop.notify?.();
+  };
+  process.on('SIGINT', on);
+  process.on('SIGTERM', on);
+  return () => { process.off('SIGINT', on); process.off('SIGTERM', on); };
+}
