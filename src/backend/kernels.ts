@@ -11,7 +11,10 @@
  *     so a transposed matmul becomes Transpose + plain BatchMatMul.
  *  3. `OneHot` with dtype float32 writes the int bit pattern on wasm (1.4e-45 instead of 1). The
  *     wasm kernel is replaced by a JS fill that honours the dtype.
- *  4. `Exp` over [tokens, vocab] logits is slow and the stock softmax cross-entropy builds a V-wide
+ *  4. `Slice` (and `Unpack`, which slices once per output) copies the WHOLE input out of the wasm
+ *     heap on every call (`readSync`), so unstacking [64,128,128] into 64 slices copied 256 MB.
+ *     Replaced by a strided copy straight from heap views (no intermediate copy).
+ *  5. `Exp` over [tokens, vocab] logits is slow and the stock softmax cross-entropy builds a V-wide
  *     one-hot. `VilmSoftmaxCrossEntropy` is one fused kernel: XNNPACK softmax (wasm) then, in place,
  *     grad = (p − onehot)·mask and loss = −log p[label]·mask. `softmaxCrossEntropy` (the op) wraps
  *     it with a custom gradient so autodiff code gets the cheap gradient too.
@@ -137,7 +140,66 @@ const oneHot: KernelFunc = ({ inputs, backend, attrs }) => {
 };
 
 // ---------------------------------------------------------------------------------------------
-// 4. Fused softmax cross-entropy: logits [n, V], labels [n] int32, mask [n] float32 →
+// 4. Slice / Unpack reading the heap in place: out = x[begin : begin+size] (row-major, any rank)
+
+/** Copy the box `begin..begin+size` of `src` (shape `shape`) into `dst` (dense), starting at dstOff. */
+function copyBox(src: Typed, shape: number[], begin: number[], size: number[], dst: Typed, dstOff: number): void {
+  const rank = shape.length;
+  const strides = new Array<number>(rank);
+  strides[rank - 1] = 1;
+  for (let i = rank - 2; i >= 0; i--) strides[i] = strides[i + 1] * shape[i + 1];
+  // Collapse the trailing dims that are copied whole into one contiguous run.
+  let k = rank - 1;
+  while (k > 0 && begin[k] === 0 && size[k] === shape[k]) k--;
+  const run = size[k] * strides[k];
+  const outer = size.slice(0, k);
+  const idx = new Array<number>(k).fill(0);
+  const total = outer.reduce((a, b) => a * b, 1);
+  let o = dstOff;
+  for (let n = 0; n < total; n++) {
+    let off = begin[k] * strides[k];
+    for (let i = 0; i < k; i++) off += (begin[i] + idx[i]) * strides[i];
+    dst.set(src.subarray(off, off + run), o);
+    o += run;
+    for (let i = k - 1; i >= 0; i--) { if (++idx[i] < outer[i]) break; idx[i] = 0; }
+  }
+}
+
+const sliceKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const x = inputs.x as TensorInfo;
+  const a = attrs as { begin: number[] | number; size: number[] | number };
+  const rank = x.shape.length;
+  const begin = typeof a.begin === 'number' ? [a.begin, ...new Array(rank - 1).fill(0)] : [...a.begin];
+  const size = typeof a.size === 'number' ? [a.size, ...new Array(rank - 1).fill(-1)] : [...a.size];
+  while (begin.length < rank) begin.push(0);
+  while (size.length < rank) size.push(-1);
+  for (let i = 0; i < rank; i++) if (size[i] === -1) size[i] = x.shape[i] - begin[i];
+  const out = alloc(backend, size, x.dtype);
+  if (sizeOf(size) > 0) copyBox(view(backend, x), x.shape, begin, size, view(backend, out), 0);
+  return out;
+};
+
+const unpackKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const x = inputs.value as TensorInfo;
+  let axis = (attrs as { axis: number }).axis;
+  if (axis < 0) axis += x.shape.length;
+  const n = x.shape[axis];
+  const outShape = x.shape.filter((_, i) => i !== axis);
+  const size = [...x.shape];
+  size[axis] = 1;
+  const outs: TensorInfo[] = [];
+  for (let i = 0; i < n; i++) outs.push(alloc(backend, outShape, x.dtype));
+  const src = view(backend, x); // after all allocations
+  const begin = new Array<number>(x.shape.length).fill(0);
+  for (let i = 0; i < n; i++) {
+    begin[axis] = i;
+    if (sizeOf(outShape) > 0) copyBox(src, x.shape, begin, size, view(backend, outs[i]), 0);
+  }
+  return outs;
+};
+
+// ---------------------------------------------------------------------------------------------
+// 5. Fused softmax cross-entropy: logits [n, V], labels [n] int32, mask [n] float32 →
 //    loss [n] = −log softmax(logits)[label] · mask,   grad [n, V] = (softmax − onehot(label)) · mask
 
 export const SOFTMAX_CE = 'VilmSoftmaxCrossEntropy';
@@ -152,8 +214,9 @@ function exactNll(logits: Typed, off: number, V: number, label: number): number 
 }
 
 function softmaxCEKernel(stockSoftmax: KernelFunc | undefined): KernelFunc {
-  return ({ inputs, backend }) => {
+  return ({ inputs, backend, attrs }) => {
     const logits = inputs.logits as TensorInfo, labels = inputs.labels as TensorInfo, mask = inputs.mask as TensorInfo;
+    const withTranspose = Boolean((attrs as { transposed?: boolean }).transposed);
     const [n, V] = logits.shape;
     // Softmax: XNNPACK's vectorised kernel on wasm (~4× faster than Exp alone); plain JS on cpu.
     let grad: TensorInfo;
@@ -173,6 +236,7 @@ function softmaxCEKernel(stockSoftmax: KernelFunc | undefined): KernelFunc {
       }
     }
     const loss = alloc(backend, [n], 'float32');
+    const gradT = withTranspose ? alloc(backend, [V, n], 'float32') : undefined;
     const p = view(backend, grad), l = view(backend, loss), lab = view(backend, labels), w = view(backend, mask);
     for (let i = 0; i < n; i++) {
       const off = i * V, wi = w[i];
@@ -184,18 +248,35 @@ function softmaxCEKernel(stockSoftmax: KernelFunc | undefined): KernelFunc {
       p[off + k] = pk - 1;
       if (wi !== 1) for (let j = off; j < off + V; j++) p[j] *= wi;
     }
-    return [loss, grad];
+    if (!gradT) return [loss, grad];
+    // gradᵀ [V, n], blocked so that reads and writes both stay within a few cache lines. Used for the
+    // head's weight gradient gradᵀ·h: with grad as the right operand, XNNPACK streams the whole
+    // [n, V] matrix once per 4 output rows (memory-bound, ~3× slower than gradᵀ·h + this copy).
+    const t = view(backend, gradT);
+    const BI = 16, BJ = 256;
+    for (let i0 = 0; i0 < n; i0 += BI) {
+      const i1 = Math.min(n, i0 + BI);
+      for (let j0 = 0; j0 < V; j0 += BJ) {
+        const j1 = Math.min(V, j0 + BJ);
+        for (let j = j0; j < j1; j++) {
+          const dst = j * n;
+          for (let i = i0; i < i1; i++) t[dst + i] = p[i * V + j];
+        }
+      }
+    }
+    return [loss, grad, gradT];
   };
 }
 
 /**
  * Fused softmax cross-entropy, forward and gradient in one kernel (no autodiff involved).
  * logits [n, V] float32, labels [n] int32, mask [n] float32 (0 masks a row).
- * Returns loss [n] (masked −log p) and grad [n, V] = d(Σ loss)/d logits = (p − onehot)·mask.
+ * Returns loss [n] (masked −log p) and grad [n, V] = d(Σ loss)/d logits = (p − onehot)·mask,
+ * and with `transposed` also gradT [V, n] (the same values transposed).
  */
-export function softmaxCrossEntropyWithGrad(logits: tf.Tensor2D, labels: tf.Tensor1D, mask: tf.Tensor1D): { loss: tf.Tensor1D; grad: tf.Tensor2D } {
-  const [loss, grad] = tf.engine().runKernel(SOFTMAX_CE, { logits, labels, mask }, {}) as unknown as [tf.Tensor1D, tf.Tensor2D];
-  return { loss, grad };
+export function softmaxCrossEntropyWithGrad(logits: tf.Tensor2D, labels: tf.Tensor1D, mask: tf.Tensor1D, transposed = false): { loss: tf.Tensor1D; grad: tf.Tensor2D; gradT?: tf.Tensor2D } {
+  const [loss, grad, gradT] = tf.engine().runKernel(SOFTMAX_CE, { logits, labels, mask }, { transposed }) as unknown as tf.Tensor[];
+  return { loss: loss as tf.Tensor1D, grad: grad as tf.Tensor2D, gradT: gradT as tf.Tensor2D | undefined };
 }
 
 /**
@@ -238,6 +319,8 @@ export function installKernelFixes(backendName: 'wasm' | 'cpu' | 'tensorflow'): 
     const transpose = tf.getKernel('Transpose', 'wasm').kernelFunc;
     replaceKernel({ kernelName: 'BatchMatMul', backendName, kernelFunc: wrapBatchMatMul(stockMatMul, transpose) });
     replaceKernel({ kernelName: 'OneHot', backendName, kernelFunc: oneHot });
+    replaceKernel({ kernelName: 'Slice', backendName, kernelFunc: sliceKernel });
+    replaceKernel({ kernelName: 'Unpack', backendName, kernelFunc: unpackKernel });
     const stockSoftmax = tf.getKernel('Softmax', 'wasm').kernelFunc;
     replaceKernel({ kernelName: SOFTMAX_CE, backendName, kernelFunc: softmaxCEKernel(stockSoftmax) });
   } else {

@@ -137,7 +137,7 @@ export class TransformerModel implements LanguageModel {
   }
 
   dispose(): void {
-    for (const r of this.ropeCache.values()) tf.dispose([r.cos, r.sin, r.partner]);
+    for (const r of this.ropeCache.values()) tf.dispose([r.cos, r.sin, r.perm]);
     for (const m of this.maskCache.values()) m.dispose();
     this.ropeCache.clear();
     this.maskCache.clear();
@@ -234,7 +234,7 @@ export class TransformerModel implements LanguageModel {
     let r = this.ropeCache.get(T);
     if (!r) {
       const made = ropeTensors(this.config, T);
-      r = { cos: tf.keep(made.cos), sin: tf.keep(made.sin), partner: tf.keep(made.partner) };
+      r = { cos: tf.keep(made.cos), sin: tf.keep(made.sin), perm: tf.keep(made.perm) };
       this.ropeCache.set(T, r);
     }
     return r;
@@ -301,7 +301,7 @@ export class TransformerModel implements LanguageModel {
       case 'gelu': return { a: tf.mul(tf.mul(u, 0.5), tf.add(tf.erf(tf.mul(u, Math.SQRT1_2)), 1)), aux: null };
       case 'gelu_tanh': {
         // 0.5·u·(1 + tanh(√(2/π)·(u + 0.044715·u³))); keep t = tanh(..) for the backward pass
-        const t = tf.tanh(tf.mul(tf.add(u, tf.mul(tf.pow(u, 3), 0.044715)), Math.sqrt(2 / Math.PI)));
+        const t = tf.tanh(tf.mul(tf.add(u, tf.mul(tf.mul(tf.square(u), u), 0.044715)), Math.sqrt(2 / Math.PI)));
         return { a: tf.mul(tf.mul(u, 0.5), tf.add(t, 1)), aux: t };
       }
     }
@@ -411,25 +411,27 @@ export class TransformerModel implements LanguageModel {
       const { hf, blocks, nf } = this.forward(W, params, inputs, B, T);
       // Head + loss in row chunks so at most [HEAD_CHUNK, V] logits are alive.
       const dhfParts: T2[] = [];
-      let dWout: T2 | null = null;
+      let dWoutT: T2 | null = null;                                    // [V, d] = Σ gᵀ·h
       const Wout = W.get('output.weight');
       for (let r0 = 0; r0 < N; r0 += HEAD_CHUNK) {
         const n = Math.min(HEAD_CHUNK, N - r0);
         const hc = n === N ? hf : tf.slice(hf, [r0, 0], [n, -1]);
         const logits = tf.matMul(hc, Wout);                           // [n, V]
-        const { loss, grad: g } = softmaxCrossEntropyWithGrad(logits as tf.Tensor2D, tf.tensor1d(labels.subarray(r0, r0 + n), 'int32'), tf.tensor1d(maskArr.subarray(r0, r0 + n)));
+        const { loss, grad: g, gradT: gT } = softmaxCrossEntropyWithGrad(logits as tf.Tensor2D,
+          tf.tensor1d(labels.subarray(r0, r0 + n), 'int32'), tf.tensor1d(maskArr.subarray(r0, r0 + n)), withGrad);
         logits.dispose();
         lossParts.push(tf.keep(loss));
         if (withGrad) {
-          dhfParts.push(tf.matMul(g, W.getT('output.weight')));       // [n, d]
-          const dW: T2 = tf.matMul(tf.transpose(hc), g);              // [d, V]
-          if (dWout) { const s: T2 = tf.add(dWout, dW); dWout.dispose(); dW.dispose(); dWout = s; } else dWout = dW;
+          dhfParts.push(tf.matMul(g, W.getT('output.weight')));       // g·Woutᵀ  [n, d]
+          const dWT: T2 = tf.matMul(gT!, hc);                         // gᵀ·h     [V, d]
+          gT!.dispose();
+          if (dWoutT) { const s: T2 = tf.add(dWoutT, dWT); dWoutT.dispose(); dWT.dispose(); dWoutT = s; } else dWoutT = dWT;
         }
         g.dispose();
       }
       if (!withGrad) return {} as Record<string, tf.Tensor>;
       const grads = new Map<string, tf.Tensor>();
-      grads.set('output.weight', dWout!);
+      grads.set('__output_transposed__', dWoutT!);
       let dx = this.normBwd(dhfParts.length === 1 ? dhfParts[0] : tf.concat(dhfParts, 0), nf, 'norm', W, grads);
       const rope = this.rope(T), d = this.config.d_model, scale = 1 / Math.sqrt(this.dk);
       for (let l = this.config.n_layers - 1; l >= 0; l--) {
@@ -480,10 +482,16 @@ export class TransformerModel implements LanguageModel {
             const dst = inputs[i] * d, src = i * d;
             for (let j = 0; j < d; j++) grad[dst + j] += v[src + j];
           }
-        } else if (name === 'output.weight' && this.config.tie_embeddings) {
-          // head gradient for Wout = Eᵀ: dE[v, j] += dWout[j, v]
+        } else if (name === '__output_transposed__') {
           const d = this.config.d_model, V = this.config.vocab_size;
-          for (let j = 0; j < d; j++) for (let r = 0; r < V; r++) grad[r * d + j] += v[j * V + r];
+          if (this.config.tie_embeddings) {
+            // Wout = Eᵀ, so dE += dWoutᵀ, which is exactly v [V, d]
+            for (let i = 0; i < V * d; i++) grad[i] += v[i];
+          } else {
+            // output.weight is stored [d, V]: dWout[j, r] += v[r, j]
+            const off = this.layout.byName.get('output.weight')!.offset;
+            for (let r = 0; r < V; r++) for (let j = 0; j < d; j++) grad[off + j * V + r] += v[r * d + j];
+          }
         } else {
           const spec = this.layout.byName.get(name)!;
           const dst = grad.subarray(spec.offset, spec.offset + spec.size);

@@ -49,24 +49,34 @@ export function ropeTables(cfg: RopeCfg, T: number): RopeTables {
   return { cos, sin, partner };
 }
 
-/** The tables as tensors: cos/sin [T, d], partner [d] int32. */
-export interface RopeTensors { cos: tf.Tensor2D; sin: tf.Tensor2D; partner: tf.Tensor1D }
+/**
+ * The tables as tensors: cos/sin [T, d] and the pair swap as a [d, d] permutation matrix
+ * (x·P)[j] = x[partner(j)]; a 64×64 matmul is exact (one 1, zeros elsewhere) and much faster than
+ * a gather on wasm. P is symmetric because partner is an involution.
+ */
+export interface RopeTensors { cos: tf.Tensor2D; sin: tf.Tensor2D; perm: tf.Tensor2D }
 
 export function ropeTensors(cfg: RopeCfg, T: number): RopeTensors {
   const t = ropeTables(cfg, T);
   return {
     cos: tf.tensor2d(t.cos, [T, cfg.d_model]),
     sin: tf.tensor2d(t.sin, [T, cfg.d_model]),
-    partner: tf.tensor1d(t.partner, 'int32'),
+    perm: tf.tidy(() => tf.oneHot(tf.tensor1d(t.partner, 'int32'), cfg.d_model).toFloat() as tf.Tensor2D),
   };
 }
 
+/** x[..., partner] for x [B, T, d] via the permutation matrix. */
+function swapPairs(x: tf.Tensor, perm: tf.Tensor2D): tf.Tensor {
+  const d = perm.shape[0];
+  return tf.reshape(tf.matMul(tf.reshape(x, [-1, d]), perm), x.shape);
+}
+
 /** rope(x) for x [B, T, d] (tables broadcast over B). */
-export function applyRope<R extends tf.Rank>(x: tf.Tensor<R>, r: RopeTensors): tf.Tensor<R> {
-  return tf.tidy(() => tf.add(tf.mul(x, r.cos), tf.mul(tf.gather(x, r.partner, 2), r.sin)));
+export function applyRope(x: tf.Tensor, r: RopeTensors): tf.Tensor {
+  return tf.tidy(() => tf.add(tf.mul(x, r.cos), tf.mul(swapPairs(x, r.perm), r.sin)));
 }
 
 /** ropeᵀ(dy) for dy [B, T, d]: the gradient of applyRope. */
-export function applyRopeTranspose<R extends tf.Rank>(dy: tf.Tensor<R>, r: RopeTensors): tf.Tensor<R> {
-  return tf.tidy(() => tf.add(tf.mul(dy, r.cos), tf.gather(tf.mul(dy, r.sin), r.partner, 2)));
+export function applyRopeTranspose(dy: tf.Tensor, r: RopeTensors): tf.Tensor {
+  return tf.tidy(() => tf.add(tf.mul(dy, r.cos), swapPairs(tf.mul(dy, r.sin), r.perm)));
 }
