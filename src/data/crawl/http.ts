@@ -78,7 +78,8 @@ export class HttpClient {
       }
       if (res.ok) return res;
       const retryable = res.status === 429 || res.status === 408 || res.status >= 500;
-      const detail = await errorDetail(res);
+      let detail = await errorDetail(res);
+      if (detail.toLowerCase() === res.statusText.toLowerCase()) detail = ''; // "Not Found (Not Found)"
       const what = `HTTP ${res.status}${res.statusText ? ' ' + res.statusText : ''}${detail ? ` (${detail})` : ''}`;
       if (!retryable) throw new UserError(`${url}: ${what}`);
       if (attempt >= this.retries) throw new UserError(`${url}: ${what} (gave up after ${this.retries} retries)`);
