@@ -52,7 +52,7 @@ test('every manifest is valid against the Kubernetes schema (kubernetes-models)'
   }
   // the check is real: a wrong type is rejected
   const broken = structuredClone(one('Job').obj) as { spec: { backoffLimit: unknown } };
-  broken.spec.backoffLimit = 'three';
+  broken.spec.backoffLimit = 'none';
   assert.throws(() => new Job(broken as never).validate(), /backoffLimit/);
 });
 
@@ -118,7 +118,10 @@ test('workers connect to the port and name the coordinator Service exposes; the 
   assert.equal(cports.get('metrics'), 9464);
   const cargs = coord.args ?? [];
   assert.equal(cargs[0], 'coordinator');
-  assert.equal(Number(flag(cargs, '--listen').split(':').pop()), cports.get('ws'));
+  assert.equal(Number(flag(cargs, '--port')), cports.get('ws'));
+  assert.equal(flag(cargs, '--host'), '0.0.0.0', 'remote workers connect from other pods');
+  // it waits for as many workers as the Deployment starts, or it would never begin
+  assert.ok(Number(flag(cargs, '--min-workers')) <= (dep.obj.spec as { replicas: number }).replicas);
   assert.equal(Number(flag(cargs, '--metrics-port')), cports.get('metrics'));
 
   const worker = containers(dep)[0];
@@ -148,7 +151,7 @@ test('token, config and data volumes resolve to a Secret, ConfigMap and PVC that
   const run = validateConfig(parseYaml(cm.data[cfg.key]), `${DIR}/configmap.yaml`);
   assert.equal(run.model.d_model, 64);
 
-  for (const f of ['--data', '--run']) {
+  for (const f of ['--data', '--out']) {
     const { volume } = volumeFor(job, c, flag(c.args ?? [], f));
     assert.ok(volume.persistentVolumeClaim, `${f} must live on the PVC`);
     one('PersistentVolumeClaim', volume.persistentVolumeClaim.claimName);
