@@ -65,8 +65,11 @@ export class HttpClient {
       this.requests++;
       let res: Response;
       try {
-        const signals = [AbortSignal.timeout(this.timeoutMs), ...(this.signal ? [this.signal] : [])];
-        res = await fetch(url, { ...init, headers: { ...this.headers, ...(init.headers as Record<string, string> | undefined) }, signal: AbortSignal.any(signals) });
+        const signals = [AbortSignal.timeout(this.timeoutMs), ...(this.signal ? [this.signal] : []), ...(init.signal ? [init.signal] : [])];
+        // init.headers may be a Headers object (hyparquet's Range requests): merge through Headers
+        const headers = new Headers(init.headers);
+        for (const [k, v] of Object.entries(this.headers)) if (!headers.has(k)) headers.set(k, v);
+        res = await fetch(url, { ...init, headers, signal: AbortSignal.any(signals) });
       } catch (e) {
         if (this.signal?.aborted) throw new CrawlInterrupted();
         const why = networkReason(e);
