@@ -132,9 +132,16 @@ export class Coordinator implements FleetView {
     return this.evalModel;
   }
 
-  async close(reason: string): Promise<void> {
-    this.scheduler.stop();
-    await this.remote?.close(reason);
-    await this.threadPool?.close();
+  private closing: Promise<void> | undefined;
+  /** Stop the scheduler, say bye to remote workers, stop the threads (idempotent). */
+  close(reason: string): Promise<void> {
+    this.closing ??= (async () => {
+      this.scheduler.stop();
+      await this.remote?.close(reason);
+      await this.threadPool?.close();
+      this.inProcess?.model.dispose();
+      if (this.evalModel) (await this.evalModel).dispose();
+    })();
+    return this.closing;
   }
 }

@@ -100,7 +100,7 @@ export class Scheduler {
   addLink(link: WorkerLink): void {
     this.links.set(link.id, { link, busy: false, strikes: 0, gone: false });
     this.countsChanged();
-    this.wake?.();
+    queueMicrotask(() => this.wake?.());
   }
 
   removeLink(id: string): void {
@@ -109,7 +109,7 @@ export class Scheduler {
     s.gone = true;
     this.links.delete(id);
     this.countsChanged();
-    this.wake?.();
+    queueMicrotask(() => this.wake?.());
   }
 
   get size(): number { return this.links.size; }
@@ -202,6 +202,7 @@ export class Scheduler {
 
       const onFailure = (st: LinkState, block: Block, err: unknown) => {
         const e = err instanceof LinkError ? err : new LinkError('died', String((err as Error)?.message ?? err));
+        requeue(block, e.reason === 'stale' ? 'rejected' : e.reason);
         if (e.rejectReason || e.reason === 'stale') {
           this.emit('onRejected', { workerId: st.link.id, reason: e.rejectReason ?? 'stale' });
           st.strikes++;
@@ -213,7 +214,6 @@ export class Scheduler {
         } else {
           log.warn(`worker ${st.link.id}: task failed (${e.reason}): ${e.message}`);
         }
-        requeue(block, e.reason === 'stale' ? 'rejected' : e.reason);
       };
 
       const dispatch = (st: LinkState, block: Block) => {

@@ -203,7 +203,6 @@ export async function startWsServer(fleet: FleetView, opts: RemoteOptions, obser
     });
     ws.on('close', (code, reason) => {
       clearInterval(watchdog);
-      if (code === 1009) { reject(link?.id ?? peer, 'protocol'); log.warn(`worker ${link?.id ?? peer}: frame larger than ${maxPayload} bytes, disconnected`); }
       if (link) {
         links.delete(link);
         link.failAll('disconnected', `socket closed (${code}${reason.length ? ' ' + reason.toString() : ''})`);
@@ -211,7 +210,14 @@ export async function startWsServer(fleet: FleetView, opts: RemoteOptions, obser
         log.info('worker left', { id: link.id, code });
       }
     });
-    ws.on('error', (e) => { log.warn(`worker ${link?.id ?? peer}: ${e.message}`); });
+    ws.on('error', (e: Error & { code?: string }) => {
+      if (e.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+        reject(link?.id ?? peer, 'protocol');
+        log.warn(`worker ${link?.id ?? peer}: frame larger than ${maxPayload} bytes, disconnected`);
+      } else {
+        log.warn(`worker ${link?.id ?? peer}: ${e.message}`);
+      }
+    });
   });
 
   await new Promise<void>((resolve, rejectP) => {

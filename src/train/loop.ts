@@ -184,12 +184,14 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
 
   // the sampler position matching the weights (before the batch of a step in progress was drawn)
   let cursor = sampler.cursor();
+  let lastCheckpointStep = ck ? startStep : -1;
   const checkpoint = async () => {
     const t0 = performance.now();
     const res = await saveCheckpoint(o.outDir, {
       config, step, weights, optimizer: optimizer.getState(), sampler: cursor, rng: null,
       tokenizerJson, meta: { trainLoss: lastTrainLoss, valLoss: lastValLoss, backend: o.backend },
     });
+    lastCheckpointStep = step;
     emit(observers, (ob) => ob.onCheckpoint?.({ step, seconds: (performance.now() - t0) / 1000, bytes: res.bytes }));
     log.info('checkpoint', { step, file: res.file });
   };
@@ -270,7 +272,7 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
     }
 
     await saving;
-    await checkpoint();
+    if (lastCheckpointStep !== step) await checkpoint();
     if (step < train.steps) {
       log.info('stopped before the last step', { step, steps: train.steps });
       return { final: null, step, weightsSha256: weightsSha256(weights) };
