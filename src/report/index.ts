@@ -197,8 +197,15 @@ export function renderReport(d: RunData): string {
 
   const partNames = Object.keys(stepParts(last.timing));
   const partValues = steps.map((s) => stepParts(s.timing));
+  // the first steps often carry start-up costs (backend init, compiling); cut the axis at 3× the
+  // 90th percentile so the steady state stays readable, and say so under the chart
+  const totals = steps.map((s) => s.timing.total).sort((a, b) => a - b);
+  const p90 = totals[Math.floor(0.9 * (totals.length - 1))];
+  const slowest = steps.reduce((a, s) => (s.timing.total > a.timing.total ? s : a), steps[0]);
+  const cut = totals[totals.length - 1] > 3 * p90 && p90 > 0 ? 3 * p90 : undefined;
   const partsChart = stackedAreaChart(x, partNames.map((name, i) => ({ name, color: COLORS[i], values: partValues.map((p) => p[name]) })),
-    { title: 'Step time by part (stacked)', xLabel: 'step', yLabel: 'seconds', yFromZero: true });
+    { title: 'Step time by part (stacked)', xLabel: 'step', yLabel: 'seconds', yFromZero: true, yMax: cut })
+    + (cut !== undefined ? `<p class="note">y axis cut at ${formatNumber(cut)} s (3× the 90th percentile); the slowest step, ${slowest.step}, took ${formatNumber(slowest.timing.total)} s.</p>` : '');
 
   const utilChart = workers.length
     ? barChart(workers.map((w) => ({

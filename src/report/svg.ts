@@ -25,6 +25,8 @@ export interface ChartOptions {
   yFromZero?: boolean;
   /** format of y tick labels */
   yFormat?: (v: number) => string;
+  /** cut the y axis here (outliers such as a first step with start-up costs); drawing is clipped */
+  yMax?: number;
 }
 
 const PAD = { left: 64, right: 16, top: 32, bottom: 58 };
@@ -128,12 +130,17 @@ export function stackedAreaChart(x: number[], layers: { name: string; color: str
     tops.push(top);
     base = top;
   }
-  const { parts, px, py, w, h } = frame(o, extent(x, false), extent([0, ...base], true));
+  const yr = extent([0, ...base], true);
+  if (o.yMax !== undefined && o.yMax < yr[1]) yr[1] = o.yMax;
+  const { parts, px, py, w, h } = frame(o, extent(x, false), yr);
+  // clip to the plot area so a cut y axis does not let layers run over the title
+  const clipId = `clip-${Math.random().toString(36).slice(2, 10)}`;
+  parts.push(`<clipPath id="${clipId}"><rect x="${PAD.left}" y="${PAD.top}" width="${w - PAD.left - PAD.right}" height="${h - PAD.top - PAD.bottom}"/></clipPath>`);
   layers.forEach((l, k) => {
     const top = tops[k], bottom = k === 0 ? x.map(() => 0) : tops[k - 1];
     const up = x.map((xi, i) => `${r(px(xi))},${r(py(top[i]))}`);
     const down = x.map((xi, i) => `${r(px(xi))},${r(py(bottom[i]))}`).reverse();
-    parts.push(`<polygon class="layer" data-series="${escapeXml(l.name)}" fill="${l.color}" fill-opacity="0.75" stroke="none" points="${[...up, ...down].join(' ')}"/>`);
+    parts.push(`<polygon class="layer" data-series="${escapeXml(l.name)}" clip-path="url(#${clipId})" fill="${l.color}" fill-opacity="0.75" stroke="none" points="${[...up, ...down].join(' ')}"/>`);
   });
   parts.push(legend(layers, w, h));
   return `${svgOpen(w, h, 'stacked', o.title)}${parts.join('')}</svg>`;
