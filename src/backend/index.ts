@@ -27,7 +27,7 @@ tf.env().set('PROD', true);
 
 export type ActiveBackend = 'tensorflow' | 'wasm' | 'cpu';
 export type { BackendName } from './types.js';
-export { softmaxCrossEntropy, softmaxCrossEntropyWithGrad, setTransposeFix } from './kernels.js';
+export { softmaxCrossEntropy, softmaxCrossEntropyWithGrad, setStockKernels } from './kernels.js';
 
 let active: ActiveBackend | undefined;
 let pending: Promise<ActiveBackend> | undefined;

@@ -98,14 +98,10 @@ const unsortedSegmentSum: KernelFunc = ({ inputs, backend, attrs }) => {
 // ---------------------------------------------------------------------------------------------
 // 2. BatchMatMul with transposes → Transpose + plain BatchMatMul (wasm)
 
-let transposeFixEnabled = true;
-/** Turn the transposed-matmul rewrite off/on (benchmarks measure the stock kernel this way). */
-export function setTransposeFix(on: boolean): void { transposeFixEnabled = on; }
-
 function wrapBatchMatMul(stock: KernelFunc, transpose: KernelFunc): KernelFunc {
   return (args) => {
     const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
-    if (!transposeFixEnabled || (!transposeA && !transposeB)) return stock(args);
+    if (!transposeA && !transposeB) return stock(args);
     const { backend } = args;
     const swapLast = (t: TensorInfo): TensorInfo => {
       const r = t.shape.length;
@@ -303,6 +299,20 @@ function replaceKernel(config: KernelConfig): void {
   tf.registerKernel(config);
 }
 
+let useStock = false;
+/**
+ * Route every patched kernel that has a stock version back to the stock kernel (true) or to the
+ * fix (false, the default). Only for benchmarks that measure "stock tfjs" side by side; kernels with
+ * no stock version on the backend (the wasm gather gradient) stay patched since nothing runs without them.
+ */
+export function setStockKernels(on: boolean): void { useStock = on; }
+
+/** Register `fixed` in place of the backend's kernel, keeping the stock one reachable via setStockKernels. */
+function patch(kernelName: string, backendName: string, fixed: KernelFunc): void {
+  const stock = tf.getKernel(kernelName, backendName)?.kernelFunc;
+  replaceKernel({ kernelName, backendName, kernelFunc: (args) => (useStock && stock ? stock(args) : fixed(args)) });
+}
+
 const installed = new Set<string>();
 
 /**
@@ -313,14 +323,14 @@ export function installKernelFixes(backendName: 'wasm' | 'cpu' | 'tensorflow'): 
   if (installed.has(backendName)) return;
   installed.add(backendName);
   if (backendName === 'tensorflow') return; // libtensorflow has all of these natively
-  replaceKernel({ kernelName: 'UnsortedSegmentSum', backendName, kernelFunc: unsortedSegmentSum });
+  patch('UnsortedSegmentSum', backendName, unsortedSegmentSum);
   if (backendName === 'wasm') {
     const stockMatMul = tf.getKernel('BatchMatMul', 'wasm').kernelFunc;
     const transpose = tf.getKernel('Transpose', 'wasm').kernelFunc;
-    replaceKernel({ kernelName: 'BatchMatMul', backendName, kernelFunc: wrapBatchMatMul(stockMatMul, transpose) });
-    replaceKernel({ kernelName: 'OneHot', backendName, kernelFunc: oneHot });
-    replaceKernel({ kernelName: 'Slice', backendName, kernelFunc: sliceKernel });
-    replaceKernel({ kernelName: 'Unpack', backendName, kernelFunc: unpackKernel });
+    patch('BatchMatMul', backendName, wrapBatchMatMul(stockMatMul, transpose));
+    patch('OneHot', backendName, oneHot);
+    patch('Slice', backendName, sliceKernel);
+    patch('Unpack', backendName, unpackKernel);
     const stockSoftmax = tf.getKernel('Softmax', 'wasm').kernelFunc;
     replaceKernel({ kernelName: SOFTMAX_CE, backendName, kernelFunc: softmaxCEKernel(stockSoftmax) });
   } else {

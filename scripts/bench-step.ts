@@ -1,0 +1,205 @@
+/**
+ * Training-step benchmark (issue 3, "Speed"): `npx tsx scripts/bench-step.ts [--backend wasm] [--steps 5] [--baseline-steps 2]`
+ *
+ * In one run, on one backend:
+ *  1. peak: GFLOP/s of the big matmul [4096,64]×[64,10000] (kernel time; wasm runs synchronously),
+ *     measured before and after the model runs, best of both;
+ *  2. vilm: the seed model (configs/tiny.yaml) computeGradients on a 16 × 129 batch
+ *     (2,048 input positions = one micro-batch), `--steps` timed steps after a warm-up.
+ *  Every figure is the BEST of its repeats (the machines are shared and noisy, and best-of is the
+ *  least noisy estimate of what the code can do); medians are in the JSON too.
+ *  3. MFU = model FLOPs/s ÷ peak. Model FLOPs per step = 6 · N_mm · tokens + attention, where
+ *     N_mm = parameters of the matrices used in matmuls (q/k/v/o, FFN, head: 787,456 for the seed
+ *     model; the embedding lookup does no FLOPs) and attention = 12 · T² · d_model · n_layers · rows
+ *     (q·kᵀ and att·v: 2·T²·d each forward, backward twice that; the causal half is not discounted);
+ *  4. baseline: the same model written the straightforward way — plain tfjs ops, batched rank-4
+ *     attention matmuls, tf.losses.softmaxCrossEntropy on one-hot labels, gradients by
+ *     tf.variableGrads — on the STOCK kernels (setStockKernels(true)) except the wasm gather
+ *     gradient, without which it cannot run at all. Its loss and gradient are checked against vilm's.
+ *
+ * Prints a table and writes bench-results/bench-step.json.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { initBackend, setStockKernels, type BackendName } from '../src/backend/index.ts';
+import { loadConfig, type ModelConfig } from '../src/config/index.ts';
+import { createModel } from '../src/model/model.ts';
+import { initParams, type Layout } from '../src/model/layout.ts';
+import type { TokenBatch } from '../src/model/types.ts';
+import { writeFileAtomic } from '../src/util/atomic.ts';
+import { Rng } from '../src/util/rng.ts';
+
+function arg(name: string, def: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : def;
+}
+const backendArg = arg('backend', 'auto') as BackendName;
+const steps = Number(arg('steps', '5'));
+const baselineSteps = Number(arg('baseline-steps', '2'));
+const ROWS = 16, SEQ = 129; // 16 × 128 input positions = 2,048 tokens per micro-batch
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+// ---------------------------------------------------------------------------------------------
+// 1. peak matmul
+
+function peakMatmul(): { gflops: number; ms: number } {
+  const a = tf.randomNormal([4096, 64]), b = tf.randomNormal([64, 10000]);
+  const flops = 2 * 4096 * 64 * 10000;
+  const times: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    const t0 = performance.now();
+    const c = tf.matMul(a, b);
+    if (tf.getBackend() !== 'wasm' && tf.getBackend() !== 'cpu') c.dataSync(); // async backends: wait for the result
+    times.push(performance.now() - t0);
+    c.dispose();
+  }
+  tf.dispose([a, b]);
+  const ms = Math.min(...times.slice(2));
+  return { gflops: flops / ms / 1e6, ms };
+}
+
+// ---------------------------------------------------------------------------------------------
+// FLOP count
+
+function modelFlops(cfg: ModelConfig, layout: Layout, rows: number, T: number): { perStep: number; nMatmul: number } {
+  let nMatmul = 0;
+  for (const p of layout.params) if (p.kind === 'matrix') nMatmul += p.size;
+  if (cfg.tie_embeddings) nMatmul += layout.embedding.size; // the embedding doubles as the head
+  const tokens = rows * T;
+  const attention = 12 * T * T * cfg.d_model * cfg.n_layers * rows;
+  return { perStep: 6 * nMatmul * tokens + attention, nMatmul };
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. the straightforward baseline (autodiff, plain ops)
+
+function baselineLoss(cfg: ModelConfig, vars: Map<string, tf.Variable>, batch: TokenBatch): () => tf.Scalar {
+  const { rows: B, seqLen } = batch, T = seqLen - 1, d = cfg.d_model, H = cfg.n_heads, dk = d / H, V = cfg.vocab_size;
+  const inputs = new Int32Array(B * T), labels = new Int32Array(B * T);
+  for (let r = 0; r < B; r++) for (let t = 0; t < T; t++) { inputs[r * T + t] = batch.tokens[r * seqLen + t]; labels[r * T + t] = batch.tokens[r * seqLen + t + 1]; }
+  const w = (n: string) => vars.get(n)!;
+  const half = dk / 2;
+  const freqs = Array.from({ length: half }, (_, i) => Math.pow(cfg.rope_theta, (-2 * i) / dk));
+  const ang = Array.from({ length: T }, (_, t) => [...freqs, ...freqs].map((f) => t * f));
+  const cos = tf.tensor2d(ang.map((r) => r.map(Math.cos))), sin = tf.tensor2d(ang.map((r) => r.map(Math.sin))); // [T, dk]
+  const mask = tf.linalg.bandPart(tf.ones([T, T]), -1, 0);                                                      // lower triangle
+  const ln = (x: tf.Tensor, p: string) => {
+    const { mean, variance } = tf.moments(x, -1, true);
+    return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, cfg.norm_eps))), w(`${p}.weight`)), w(`${p}.bias`));
+  };
+  const rope = (x: tf.Tensor) => { // x [B, H, T, dk], rotate_half
+    const x1 = tf.slice(x, [0, 0, 0, 0], [-1, -1, -1, half]), x2 = tf.slice(x, [0, 0, 0, half], [-1, -1, -1, half]);
+    return tf.add(tf.mul(x, cos), tf.mul(tf.concat([tf.neg(x2), x1], -1), sin));
+  };
+  const heads = (x: tf.Tensor) => tf.transpose(tf.reshape(x, [B, T, H, dk]), [0, 2, 1, 3]);
+  const gelu = (x: tf.Tensor) => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3)))))));
+  return () => {
+    let x = tf.gather(w('tok_embeddings.weight'), tf.tensor1d(inputs, 'int32')); // [N, d]
+    for (let l = 0; l < cfg.n_layers; l++) {
+      const p = `layers.${l}`;
+      const h = ln(x, `${p}.attention_norm`);
+      const q = rope(heads(tf.matMul(h, w(`${p}.attention.wq.weight`))));
+      const k = rope(heads(tf.matMul(h, w(`${p}.attention.wk.weight`))));
+      const v = heads(tf.matMul(h, w(`${p}.attention.wv.weight`)));
+      const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(dk)), tf.mul(tf.sub(1, mask), -1e9));
+      const o = tf.reshape(tf.transpose(tf.matMul(tf.softmax(scores), v), [0, 2, 1, 3]), [B * T, d]);
+      x = tf.add(x, tf.matMul(o, w(`${p}.attention.wo.weight`)));
+      const h2 = ln(x, `${p}.ffn_norm`);
+      x = tf.add(x, tf.matMul(gelu(tf.matMul(h2, w(`${p}.feed_forward.w1.weight`))), w(`${p}.feed_forward.w2.weight`)));
+    }
+    const logits = tf.matMul(ln(x, 'norm'), w('output.weight'));
+    const onehot = tf.oneHot(tf.tensor1d(labels, 'int32'), V).toFloat();
+    const weights = tf.tensor1d(labels.map((t) => (t === 0 ? 0 : 1)), 'float32');
+    return tf.losses.softmaxCrossEntropy(onehot, logits, weights, 0, tf.Reduction.SUM) as tf.Scalar;
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const backend = await initBackend(backendArg);
+  const cfg = loadConfig('configs/tiny.yaml').model;
+  if (cfg.norm !== 'layernorm' || cfg.rope_style !== 'rotate_half' || cfg.bias || cfg.tie_embeddings || cfg.activation !== 'gelu_tanh') {
+    throw new Error('bench-step: the baseline is written for the seed architecture of configs/tiny.yaml');
+  }
+  const model = createModel(cfg);
+  const params = initParams(model.layout, cfg, 1);
+  const rng = new Rng(1);
+  const batch: TokenBatch = { rows: ROWS, seqLen: SEQ, tokens: new Uint16Array(ROWS * SEQ).map(() => 1 + rng.int(cfg.vocab_size - 1)) };
+  const T = SEQ - 1, tokens = ROWS * T;
+  const { perStep, nMatmul } = modelFlops(cfg, model.layout, ROWS, T);
+
+  const peak0 = peakMatmul();
+  process.stderr.write(`peak matmul: ${peak0.gflops.toFixed(2)} GFLOP/s\n`);
+  let peak = peak0;
+  process.stderr.write(`peak matmul: ${peak.gflops.toFixed(2)} GFLOP/s\n`);
+
+  // vilm
+  let ours = model.computeGradients(params, batch); // warm-up (tables, XNNPACK operator caches)
+  const times: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const t0 = performance.now();
+    ours = model.computeGradients(params, batch);
+    times.push(performance.now() - t0);
+  }
+  const vilmMs = Math.min(...times), vilmMedianMs = median(times);
+  const peak1 = peakMatmul();
+  if (peak1.gflops > peak.gflops) peak = peak1;
+  process.stderr.write(`vilm step: ${vilmMs.toFixed(0)} ms (${times.map((t) => t.toFixed(0)).join(', ')})\n`);
+
+  // baseline on stock kernels
+  setStockKernels(true);
+  const vars = new Map<string, tf.Variable>();
+  for (const p of model.layout.params) vars.set(p.name, tf.variable(tf.tensor(params.subarray(p.offset, p.offset + p.size), p.shape), true, p.name));
+  const lossFn = baselineLoss(cfg, vars, batch);
+  const baseTimes: number[] = [];
+  let baseLoss = 0, baseGradDiff = 0, gradScale = 0;
+  for (let i = 0; i < baselineSteps + 1; i++) {
+    const t0 = performance.now();
+    const { value, grads } = tf.variableGrads(lossFn);
+    const flat = new Float32Array(model.layout.total);
+    for (const p of model.layout.params) flat.set(grads[p.name].dataSync() as Float32Array, p.offset);
+    baseLoss = value.dataSync()[0];
+    tf.dispose([value, ...Object.values(grads)]);
+    const ms = performance.now() - t0;
+    if (i > 0) baseTimes.push(ms); // first call is the warm-up
+    process.stderr.write(`baseline step ${i}: ${ms.toFixed(0)} ms${i === 0 ? ' (warm-up)' : ''}\n`);
+    if (i === 0) {
+      for (let j = 0; j < flat.length; j++) { baseGradDiff = Math.max(baseGradDiff, Math.abs(flat[j] - ours.grad[j])); gradScale = Math.max(gradScale, Math.abs(ours.grad[j])); }
+    }
+  }
+  setStockKernels(false);
+  tf.dispose([...vars.values()]);
+  const baseMs = Math.min(...baseTimes), baseMedianMs = median(baseTimes);
+
+  const vilmTokS = tokens / (vilmMs / 1000), baseTokS = tokens / (baseMs / 1000);
+  const vilmGflops = perStep / vilmMs / 1e6, baseGflops = perStep / baseMs / 1e6;
+  const result = {
+    backend, date: new Date().toISOString(),
+    microBatch: { rows: ROWS, positions: T, tokens },
+    peakMatmul: { shape: '[4096,64]x[64,10000]', gflops: peak.gflops, ms: peak.ms, before: peak0.gflops, after: peak1.gflops },
+    statistic: 'best of repeats',
+    flops: { perStep, nMatmulParams: nMatmul, formula: '6·N_mm·tokens + 12·T²·d·layers·rows' },
+    vilm: { msPerStep: vilmMs, medianMsPerStep: vilmMedianMs, allMs: times, tokensPerSec: vilmTokS, gflops: vilmGflops, mfu: vilmGflops / peak.gflops, lossPerToken: ours.lossSum / ours.tokenCount },
+    baseline: { msPerStep: baseMs, medianMsPerStep: baseMedianMs, allMs: baseTimes, tokensPerSec: baseTokS, gflops: baseGflops, mfu: baseGflops / peak.gflops, lossPerToken: baseLoss / ours.tokenCount, maxGradDiff: baseGradDiff, gradScale },
+    speedup: baseMs / vilmMs,
+    targets: { mfu: 0.4, speedup: 2 },
+  };
+  const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
+  const rows = [
+    ['', 'ms/step', 'tokens/s', 'GFLOP/s', 'MFU', 'loss/token'],
+    ['peak matmul', peak.ms.toFixed(1), '', peak.gflops.toFixed(2), '100 %', ''],
+    ['vilm (manual backprop, fixes)', vilmMs.toFixed(0), vilmTokS.toFixed(0), vilmGflops.toFixed(2), pct(result.vilm.mfu), result.vilm.lossPerToken.toFixed(4)],
+    ['baseline (autodiff, stock)', baseMs.toFixed(0), baseTokS.toFixed(0), baseGflops.toFixed(2), pct(result.baseline.mfu), result.baseline.lossPerToken.toFixed(4)],
+  ];
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  for (const r of rows) console.log(r.map((v, c) => (c === 0 ? v.padEnd(widths[c]) : v.padStart(widths[c]))).join('  '));
+  console.log(`best of ${steps} (vilm) / ${baselineSteps} (baseline) steps; peak best of before/after`);
+  console.log(`backend ${backend}; ${tokens} tokens/micro-batch (${ROWS}×${T}); model ${(perStep / 1e9).toFixed(2)} GFLOP/step (N_mm ${nMatmul})`);
+  console.log(`speedup vs baseline: ${result.speedup.toFixed(2)}× (target ≥ 2×); MFU ${pct(result.vilm.mfu)} (target ≥ 40 %)`);
+  console.log(`baseline vs vilm gradient: max |diff| ${baseGradDiff.toExponential(2)} (max |grad| ${gradScale.toExponential(2)})`);
+  await writeFileAtomic('bench-results/bench-step.json', JSON.stringify(result, null, 2) + '\n');
+  console.log('wrote bench-results/bench-step.json');
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });
