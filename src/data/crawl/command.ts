@@ -42,6 +42,7 @@ const wikipedia = defineCommand({
     .option('resume', { type: 'boolean', default: false, describe: 'continue an interrupted crawl from OUT.part' })
     .option('source', { type: 'string', default: 'viwiki', describe: '"source" field of each line' })
     .option('max-docs', { type: 'number', describe: 'stop after this many articles' })
+    .option('decompressor', { choices: ['auto', 'js', 'bzip2'] as const, default: 'auto' as const, describe: 'with --dump: bz2 via the system bzip2 (faster, auto when on PATH) or unbzip2-stream (pure JS)' })
     .option('batch-size', { type: 'number', default: 20, describe: 'with --api: pages per request (≤ 50)' })
     .option('json', { type: 'boolean', default: false, describe: 'print the summary as JSON on stdout' })
     .conflicts('dump', ['api', 'titles-file', 'category'])
@@ -55,7 +56,7 @@ const wikipedia = defineCommand({
     .example('$0 data crawl wikipedia --api https://vi.wikipedia.org/w/api.php --category "Sông Việt Nam" --out runs/song.jsonl --rate 1', 'one category through the API')),
   handler: async (a) => {
     await withInterrupt((signal) => {
-      if (a.dump) return crawlDump({ dump: a.dump, out: a.out, resume: a.resume, source: a.source, maxDocs: a['max-docs'], signal });
+      if (a.dump) return crawlDump({ dump: a.dump, out: a.out, resume: a.resume, source: a.source, maxDocs: a['max-docs'], decompressor: a.decompressor, signal });
       if (!a.api) throw new UserError('give --dump or --api');
       return crawlApi({
         api: a.api, titlesFile: a['titles-file'], category: a.category, out: a.out, resume: a.resume, source: a.source,
