@@ -99,6 +99,8 @@ test('workers connect to the port and name the coordinator Service exposes; the 
   const dep = one('Deployment', 'vilm-worker');
   const spec = svc.obj.spec as { clusterIP: string; selector: Record<string, string>; ports: { name: string; port: number; targetPort: string | number }[] };
   assert.equal(spec.clusterIP, 'None', 'headless Service');
+  // the DNS name must resolve before the coordinator is ready, or --min-workers would wait forever
+  assert.equal((svc.obj.spec as { publishNotReadyAddresses?: boolean }).publishNotReadyAddresses, true);
   const labels = podLabels(job);
   for (const [k, v] of Object.entries(spec.selector)) assert.equal(labels[k], v, `Service selector ${k}`);
   const depSpec = dep.obj.spec as { selector: { matchLabels: Record<string, string> }; replicas: number };
@@ -200,10 +202,16 @@ function knownFlags(command: string): Set<string> | null {
 }
 
 test('container args only use flags the vilm CLI knows', async (t) => {
+  const pending: string[] = [];
   for (const m of [one('Job', 'vilm-coordinator'), one('Deployment', 'vilm-worker')]) {
     const args = containers(m)[0].args ?? [];
     const flags = knownFlags(args[0]);
-    if (!flags) { t.skip(`vilm ${args[0]} does not exist yet: flags of ${m.file} not checked`); return; }
-    for (const a of args.filter((x) => x.startsWith('--'))) assert.ok(flags.has(a), `${m.file}: vilm ${args[0]} has no flag ${a}`);
+    assert.ok(flags, `vilm ${args[0]} --help failed`);
+    for (const a of args.filter((x) => x.startsWith('--'))) {
+      // --metrics-port is wired into the coordinator by the lead (issue 5); until then: pending, not failed
+      if (a === '--metrics-port' && args[0] === 'coordinator' && !flags.has(a)) { pending.push(`${m.file}: ${a}`); continue; }
+      assert.ok(flags.has(a), `${m.file}: vilm ${args[0]} has no flag ${a}`);
+    }
   }
+  if (pending.length) t.skip(`pending wiring: vilm coordinator has no --metrics-port yet (${pending.join(', ')}); all other flags checked`);
 });

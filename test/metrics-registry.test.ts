@@ -156,3 +156,21 @@ test('combineObservers fans each event out to every observer that handles it', (
   assert.equal(c.onRejected, undefined);
   assert.deepEqual(seen, ['a4', 'b4', 'bv5']);
 });
+
+test('serveCoordinatorMetrics: one call gives the observer and a server that turns ready', async () => {
+  const { serveCoordinatorMetrics } = await import('../src/metrics/serve.ts');
+  const m = await serveCoordinatorMetrics({ port: 0, host: '127.0.0.1', backend: 'wasm' });
+  try {
+    const base = `http://127.0.0.1:${m.port}`;
+    assert.equal((await fetch(`${base}/readyz`)).status, 503);
+    m.observer.onStep!(step(1));
+    assert.equal((await fetch(`${base}/readyz`)).status, 200);
+    const text = await (await fetch(`${base}/metrics`)).text();
+    assert.match(text, /^vilm_steps_total 1$/m);
+    assert.match(text, /^vilm_build_info\{[^}]*backend="wasm"/m);
+  } finally { await m.close(); }
+  const n = await serveCoordinatorMetrics({ port: 0, host: '127.0.0.1' });
+  n.markReady();
+  assert.equal((await fetch(`http://127.0.0.1:${n.port}/readyz`)).status, 200);
+  await n.close();
+});

@@ -2,10 +2,13 @@ import test, { type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { ensurePrometheus, freePort, startPrometheus, queryRange, promtoolCheckMetrics, upTargets } from '../scripts/fetch-prometheus.ts';
 import { dashboardQueries, expandGrafanaVariables, loadDashboard } from '../src/metrics/dashboard.ts';
+import { prepareDataset } from '../src/data/prepare/prepare.ts';
+import type { Tokenizer } from '../src/tokenizer/types.ts';
 
 /**
  * The dashboard proven against a real Prometheus: Debian's `prometheus` package (fetched with
@@ -27,23 +30,27 @@ function sentence(i: number): string {
   return `${subjects[i % subjects.length]} ${verbs[(i * 7) % verbs.length]} ${objects[(i * 5) % objects.length]} vào năm ${1900 + (i * 37) % 120}.`;
 }
 
-/** A tiny Vietnamese corpus → tokenizer (vocab 512, as configs/test.yaml) → prepared data, via the CLI. */
-function prepareTinyData(dir: string): string {
+/**
+ * A real (if dumb) byte-level tokenizer (ids 3..258, under configs/test.yaml's vocab of 512): this
+ * test is about metrics, so it prepares its data without training a BPE tokenizer first.
+ */
+const byteTokenizer: Tokenizer = {
+  vocabSize: 259, padId: 0, bosId: 1, eosId: 2,
+  sha256: createHash('sha256').update('byte-tokenizer').digest('hex'),
+  encode: (text) => Array.from(Buffer.from(text, 'utf8'), (b) => b + 3),
+  decode: (ids) => Buffer.from(Array.from(ids).filter((t) => t >= 3).map((t) => t - 3)).toString('utf8'),
+};
+
+/** A tiny Vietnamese corpus, prepared (split, packed into buckets) for configs/test.yaml. */
+async function prepareTinyData(dir: string): Promise<string> {
   const corpus = path.join(dir, 'corpus.jsonl');
-  const docs = Array.from({ length: 240 }, (_, d) => ({
+  const docs = Array.from({ length: 300 }, (_, d) => ({
     id: `doc-${d}`, title: `Bài ${d}`, source: 'test',
-    text: Array.from({ length: 3 + (d % 5) }, (_, s) => sentence(d * 13 + s)).join(' '),
+    text: Array.from({ length: 2 + (d % 4) }, (_, s) => sentence(d * 13 + s)).join(' '),
   }));
   writeFileSync(corpus, docs.map((x) => JSON.stringify(x)).join('\n') + '\n');
-  const tok = path.join(dir, 'tokenizer.json');
   const data = path.join(dir, 'data');
-  for (const args of [
-    ['tokenizer', 'train', '--in', corpus, '--vocab-size', '512', '--out', tok],
-    ['data', 'prepare', '--in', corpus, '--tokenizer', tok, '--out', data, '--max-len', '128', '--buckets', '32,64,128'],
-  ]) {
-    const r = vilm(args);
-    assert.equal(r.status, 0, `vilm ${args.join(' ')} failed:\n${r.stderr}`);
-  }
+  await prepareDataset({ inputs: [corpus], tokenizer: byteTokenizer, out: data, seed: 1, maxLen: 128, buckets: [32, 64, 128] });
   return data;
 }
 
@@ -60,7 +67,7 @@ async function startLiveTraining(t: TestContext, dir: string): Promise<LiveRun |
     t.skip('pending wiring: `vilm coordinator` has no --metrics-port yet (it must serve createMetrics() through startMetricsServer())');
     return null;
   }
-  const data = prepareTinyData(dir);
+  const data = await prepareTinyData(dir);
   const outDir = path.join(dir, 'run');
   const metricsPort = await freePort();
   const child = spawn('node', [
