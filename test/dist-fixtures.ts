@@ -1,43 +1,32 @@
 /**
  * Shared fixtures for the dist-* and train-* tests (not a test file itself).
- *
- * `syntheticData(dir, vocab)`: a small prepared-data directory (the format of `vilm data prepare`,
- * src/data/dataset.ts) with random token rows in buckets 16 and 32 — enough for the distribution
- * and toy-model tests that do not need real text.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { Rng } from '../src/util/rng.ts';
+import { writeSyntheticData } from '../src/dist/synthetic-data.ts';
 
+/** Random token rows in buckets 16 and 32: enough for the distribution and toy-model tests. */
 export function syntheticData(dir: string, vocab: number, seed = 1, rowsPerBucket = 24): string {
-  mkdirSync(dir, { recursive: true });
-  const rng = new Rng(seed);
-  const buckets = [16, 32];
-  const splits = ['train', 'validation', 'test'] as const;
-  const stats: Record<string, { docs: number; sequences: number; tokens: number }> = {};
-  const hist: Record<string, Record<string, number>> = {};
-  for (const s of splits) {
-    const n = s === 'train' ? rowsPerBucket : 4;
-    const parts: Uint16Array[] = [];
-    let tokens = 0;
-    hist[s] = {};
-    for (const b of buckets) {
-      const rows = new Uint16Array(n * b);
-      for (let r = 0; r < n; r++) {
-        const len = Math.max(2, b - rng.int(Math.floor(b / 2)));
-        for (let t = 0; t < len; t++) rows[r * b + t] = 1 + rng.int(vocab - 1);
-        tokens += len;
-      }
-      parts.push(rows);
-      hist[s][String(b)] = n;
-    }
-    const all = Buffer.concat(parts.map((p) => Buffer.from(p.buffer)));
-    writeFileSync(path.join(dir, `${s}.bin`), all);
-    stats[s] = { docs: n, sequences: n * buckets.length, tokens };
-  }
-  writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({
-    seed, tokenizerSha256: '0'.repeat(64), maxLen: 32, buckets, paddingWaste: 0.2, splits: stats, bucketHistogram: hist,
-    files: { train: 'train.bin', validation: 'validation.bin', test: 'test.bin' },
-  }));
-  return dir;
+  return writeSyntheticData(dir, { vocab, buckets: [16, 32], rowsPerBucket, seed });
+}
+
+const SAMPLE = 'data/sample';
+
+/**
+ * The prepared data the end-to-end tests train on: the sample corpus (data/sample/*.jsonl) through
+ * `vilm tokenizer train --vocab-size 512` and `vilm data prepare` (short buckets for
+ * configs/test.yaml), with the tokenizer.json copied in (bits per byte). Until the sample corpus
+ * exists in the repository, random token rows of the same vocabulary.
+ */
+export function preparedData(dir: string): string {
+  const files = existsSync(SAMPLE) ? readdirSync(SAMPLE).filter((f) => f.endsWith('.jsonl')).map((f) => path.join(SAMPLE, f)) : [];
+  if (files.length === 0) return syntheticData(dir, 512, 1, 24);
+  const tok = path.join(dir, 'tokenizer.json');
+  const data = path.join(dir, 'data');
+  const vilm = (args: string[]) => execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  vilm(['tokenizer', 'train', '--in', ...files, '--vocab-size', '512', '--out', tok]);
+  vilm(['data', 'prepare', '--in', ...files, '--tokenizer', tok, '--out', data, '--max-len', '128', '--buckets', '32,64,96,128']);
+  copyFileSync(tok, path.join(data, 'tokenizer.json'));
+  return data;
 }

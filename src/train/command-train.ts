@@ -1,6 +1,6 @@
 import { defineCommand } from '../cli/define.js';
 import { runTrainingLoop, type StopSignal } from './loop.js';
-import { backendOf, commonRunOptions, installStopHandlers, resolveRunConfig } from './run-options.js';
+import { backendOf, commonRunOptions, installStopHandlers, resolveRunConfig, runMetrics } from './run-options.js';
 
 /**
  * `vilm train`: single-process training — the coordinator's loop with one in-process worker, so
@@ -16,13 +16,14 @@ export const trainCommand = defineCommand({
   handler: async (a) => {
     const stop: StopSignal = { requested: false };
     const off = installStopHandlers(stop);
+    const metrics = await runMetrics(a);
     try {
       const r = await runTrainingLoop({
         config: resolveRunConfig(a), dataDir: a.data, outDir: a.out, resume: a.resume, steps: a.steps, stopAt: a['stop-at'],
         backend: backendOf(a), inProcess: true, threads: 0, tokenizerFile: a.tokenizer, testBatches: a['test-batches'],
-        stopSignal: stop,
+        stopSignal: stop, observers: metrics.observers, hooks: { started: metrics.ready },
       });
       if (r.final) process.stdout.write(JSON.stringify(r.final) + '\n');
-    } finally { off(); }
+    } finally { off(); await metrics.close(); }
   },
 });

@@ -25,9 +25,7 @@ import { log } from '../util/log.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { CHECKPOINT_FILE, loadCheckpoint, saveCheckpoint, weightsSha256, type Checkpoint } from './checkpoint.js';
 import type { RunLogRecord, StepEvent, TrainerObserver } from './events.js';
-import type { Tokenizer } from '../tokenizer/types.js';
-
-const TOKENIZER_MODULE = '../tokenizer/index.js';
+import { tokenizerFromJson } from '../tokenizer/index.js';
 
 export interface FinalReport {
   step: number;
@@ -281,7 +279,7 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
     // --- the end: validation (if not just done) and the test split
     if (!(train.eval_every > 0 && step % train.eval_every === 0) || lastValLoss === null) await validate();
     const model = await fleet.localModel();
-    const bytesOf = await byteCounter(tokenizerJson, o.outDir);
+    const bytesOf = byteCounter(tokenizerJson);
     const t = evaluateSplit(model, weights, ds.split('test'), train.batch_tokens, train.max_micro_batch_tokens, o.testBatches, bytesOf);
     const testLoss = t.tokens > 0 ? t.lossSum / t.tokens : NaN;
     const testBitsPerByte = t.bytes > 0 ? t.lossSum / Math.LN2 / t.bytes : NaN;
@@ -300,16 +298,12 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
 }
 
 /** UTF-8 bytes of the text a row of ids decodes to (special tokens and padding dropped). */
-async function byteCounter(tokenizerJson: string, outDir: string): Promise<((tokens: Uint16Array) => number) | undefined> {
+function byteCounter(tokenizerJson: string): ((tokens: Uint16Array) => number) | undefined {
   if (!tokenizerJson) {
     log.warn('no tokenizer.json with the data (--tokenizer): bits per byte is not computed');
     return undefined;
   }
-  // the tokenizer loads from a file: use the run's copy of the exact tokenizer.json
-  const file = path.join(outDir, 'tokenizer.json');
-  await writeFileAtomic(file, tokenizerJson);
-  const mod = (await import(TOKENIZER_MODULE)) as { loadTokenizer: (f: string) => Tokenizer | Promise<Tokenizer> };
-  const tok = await mod.loadTokenizer(file);
+  const tok = tokenizerFromJson(tokenizerJson);
   return (row) => {
     let n = row.length;
     while (n > 0 && row[n - 1] === tok.padId) n--;

@@ -9,6 +9,7 @@ import type { BackendName } from '../backend/types.js';
 import { UserError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import type { StopSignal } from './loop.js';
+import type { TrainerObserver } from './events.js';
 
 export interface CommonRunArgs {
   config: string;
@@ -22,6 +23,8 @@ export interface CommonRunArgs {
   set: string[];
   tokenizer?: string;
   'test-batches'?: number;
+  'metrics-port'?: number;
+  'metrics-host': string;
 }
 
 export function commonRunOptions<T>(y: Argv<T>) {
@@ -36,7 +39,9 @@ export function commonRunOptions<T>(y: Argv<T>) {
     .option('backend', { type: 'string', choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto', describe: 'tfjs backend of the workers' })
     .option('set', { type: 'string', array: true, default: [] as string[], describe: 'config override section.field=value (repeatable)' })
     .option('tokenizer', { type: 'string', describe: 'tokenizer.json for bits per byte (default: DATA/tokenizer.json)' })
-    .option('test-batches', { type: 'number', describe: 'test-split batches scored at the end (default: all)' });
+    .option('test-batches', { type: 'number', describe: 'test-split batches scored at the end (default: all)' })
+    .option('metrics-port', { type: 'number', describe: 'serve Prometheus metrics on this port (/metrics, /healthz, /readyz; 0 = any)' })
+    .option('metrics-host', { type: 'string', default: '0.0.0.0', describe: 'address for --metrics-port' });
 }
 
 export function resolveRunConfig(a: CommonRunArgs): RunConfig {
@@ -48,6 +53,17 @@ export function resolveRunConfig(a: CommonRunArgs): RunConfig {
     if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new UserError(`${flag}: must be a non-negative integer, got ${v}`);
   }
   return cfg;
+}
+
+/** Prometheus metrics for a run when --metrics-port is given: observers, a ready hook and close(). */
+export async function runMetrics(a: CommonRunArgs): Promise<{ observers: TrainerObserver[]; ready: () => void; close: () => Promise<void> }> {
+  const port = a['metrics-port'];
+  if (port === undefined) return { observers: [], ready: () => undefined, close: async () => undefined };
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UserError(`--metrics-port: must be 0..65535, got ${port}`);
+  const { serveCoordinatorMetrics } = await import('../metrics/serve.js');
+  const m = await serveCoordinatorMetrics({ port, host: a['metrics-host'], backend: a.backend });
+  log.info(`metrics on http://${a['metrics-host']}:${m.port}/metrics`);
+  return { observers: [m.observer], ready: () => m.markReady(), close: () => m.close() };
 }
 
 export function backendOf(a: CommonRunArgs): BackendName {

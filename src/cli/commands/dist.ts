@@ -1,6 +1,6 @@
 import { defineCommand, type AnyCommand } from '../define.js';
 import { runTrainingLoop, type StopSignal } from '../../train/loop.js';
-import { backendOf, commonRunOptions, installStopHandlers, readTokenFile, resolveRunConfig } from '../../train/run-options.js';
+import { backendOf, commonRunOptions, installStopHandlers, readTokenFile, resolveRunConfig, runMetrics } from '../../train/run-options.js';
 import { runRemoteWorker } from '../../dist/ws-worker.js';
 import { UserError } from '../../util/errors.js';
 
@@ -32,6 +32,7 @@ const coordinator = defineCommand({
     const token = readTokenFile(a['token-file']);
     const stop: StopSignal = { requested: false };
     const off = installStopHandlers(stop);
+    const metrics = await runMetrics(a);
     try {
       const r = await runTrainingLoop({
         config: resolveRunConfig(a), dataDir: a.data, outDir: a.out, resume: a.resume, steps: a.steps, stopAt: a['stop-at'],
@@ -39,10 +40,10 @@ const coordinator = defineCommand({
         remote: a['local-only'] ? undefined : { host: a.host, port, token, tlsCert: a['tls-cert'], tlsKey: a['tls-key'] },
         taskDeadlineMs: a['task-deadline'] * 1000,
         noWorkerTimeoutMs: a['wait-workers'] !== undefined ? a['wait-workers'] * 1000 : undefined,
-        stopSignal: stop,
+        stopSignal: stop, observers: metrics.observers, hooks: { started: metrics.ready },
       });
       if (r.final) process.stdout.write(JSON.stringify(r.final) + '\n');
-    } finally { off(); }
+    } finally { off(); await metrics.close(); }
   },
 });
 

@@ -1,0 +1,146 @@
+/**
+ * Scaling benchmark of the distributed trainer, in ONE run so the numbers compare side by side:
+ * training tokens/s with 1, 2, 4, 8 local worker threads and with 2 WebSocket worker processes on
+ * 127.0.0.1; the coordinator's own time per step (reduce + optimizer + publish) as a fraction of
+ * the step; bytes sent/received per worker per step. Prints a table and writes
+ * bench-results/bench-scaling.json.
+ *
+ *   npx tsx scripts/bench-scaling.ts [--config configs/tiny.yaml] [--data DIR] [--workers-list 1,2,4,8]
+ *                                    [--ws 2] [--steps 4] [--warmup 1]
+ *
+ * Without --data it uses /work/shared/prepared when present, else writes random token rows of the
+ * config's vocabulary (speed does not depend on the text) to a temp dir.
+ * Targets on a 2-core machine: 2 workers ≥ 1.8× one; 8 not slower than 2 by > 10 %;
+ * coordinator ≤ 5 % of the step; WebSocket ≥ 85 % of threads (same worker count).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { applyOverrides, loadConfig } from '../src/config/index.ts';
+import { writeSyntheticData } from '../src/dist/synthetic-data.ts';
+import { runTrainingLoop } from '../src/train/loop.ts';
+import type { StepEvent, WorkerResultEvent } from '../src/train/events.ts';
+import { writeFileAtomic } from '../src/util/atomic.ts';
+import { setQuiet } from '../src/util/log.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    config: { type: 'string', default: 'configs/tiny.yaml' },
+    data: { type: 'string' },
+    'workers-list': { type: 'string', default: '1,2,4,8' },
+    ws: { type: 'string', default: '2' },
+    steps: { type: 'string', default: '4' },
+    warmup: { type: 'string', default: '1' },
+    out: { type: 'string', default: 'bench-results/bench-scaling.json' },
+  },
+});
+
+interface Row {
+  name: string;
+  transport: 'thread' | 'ws';
+  workers: number;
+  steps: number;
+  tokensPerSec: number;
+  paddedTokensPerSec: number;
+  stepSeconds: number;
+  coordinatorSeconds: number;
+  coordinatorFraction: number;
+  waitStragglersFraction: number;
+  bytesSentPerWorkerStep: number;
+  bytesReceivedPerWorkerStep: number;
+  weightsSha256: string;
+}
+
+const warmup = Number(args.warmup), measured = Number(args.steps);
+const base = loadConfig(args.config);
+const cfg = applyOverrides(base, [`train.steps=${warmup + measured}`, 'train.eval_every=0', 'train.checkpoint_every=0', 'train.log_every=1000', 'train.eval_batches=1']);
+const root = mkdtempSync(path.join(tmpdir(), 'vilm-bench-scaling-'));
+const shared = '/work/shared/prepared';
+const data = args.data ?? (existsSync(path.join(shared, 'manifest.json')) ? shared : writeSyntheticData(path.join(root, 'data'), {
+  vocab: cfg.model.vocab_size, buckets: [50, 100, 150, 200, 250], rowsPerBucket: 200, seed: 1,
+}));
+setQuiet(true);
+
+async function measure(name: string, transport: 'thread' | 'ws', workers: number): Promise<Row> {
+  const steps: StepEvent[] = [];
+  const perWorker: WorkerResultEvent[] = [];
+  let current = 0;
+  const children: ChildProcess[] = [];
+  const r = await runTrainingLoop({
+    config: cfg, dataDir: data, outDir: path.join(root, name), resume: false, backend: 'auto', inProcess: false,
+    threads: transport === 'thread' ? workers : 0, testBatches: 1,
+    remote: transport === 'ws' ? { host: '127.0.0.1', port: 0 } : undefined, minWorkers: workers,
+    observers: [{
+      onStep: (e) => { current = e.step; if (e.step > warmup) steps.push(e); },
+      onWorkerResult: (e) => { if (current > warmup) perWorker.push(e); },
+    }],
+    hooks: {
+      started: (fleet) => {
+        if (transport !== 'ws') return;
+        for (let i = 0; i < workers; i++) {
+          children.push(spawn(process.execPath, ['bin/vilm.js', 'worker', '--connect', `ws://127.0.0.1:${fleet.remote!.port}`, '--name', `bench-${i}`], { stdio: 'ignore' }));
+        }
+      },
+    },
+  });
+  await Promise.all(children.map((c) => new Promise((res) => { if (c.exitCode !== null) res(null); else c.on('exit', res); })));
+  const sum = (f: (e: StepEvent) => number) => steps.reduce((a, e) => a + f(e), 0);
+  const total = sum((e) => e.timing.total);
+  const coord = sum((e) => e.timing.reduce + e.timing.optimizer + e.timing.publish);
+  const workerSteps = Math.max(1, perWorker.length);
+  return {
+    name, transport, workers, steps: steps.length,
+    tokensPerSec: sum((e) => e.tokens) / total,
+    paddedTokensPerSec: sum((e) => e.paddedTokens) / total,
+    stepSeconds: total / steps.length,
+    coordinatorSeconds: coord / steps.length,
+    coordinatorFraction: coord / total,
+    waitStragglersFraction: sum((e) => e.timing.waitStragglers) / total,
+    bytesSentPerWorkerStep: perWorker.reduce((a, e) => a + e.bytesSent, 0) / workerSteps,
+    bytesReceivedPerWorkerStep: perWorker.reduce((a, e) => a + e.bytesReceived, 0) / workerSteps,
+    weightsSha256: r.weightsSha256,
+  };
+}
+
+async function main(): Promise<void> {
+  const rows: Row[] = [];
+  const list = args['workers-list'].split(',').map(Number).filter((n) => n > 0);
+  for (const n of list) {
+    process.stderr.write(`threads ${n}…\n`);
+    rows.push(await measure(`threads-${n}`, 'thread', n));
+  }
+  const nWs = Number(args.ws);
+  if (nWs > 0) {
+    process.stderr.write(`websocket ${nWs}…\n`);
+    rows.push(await measure(`ws-${nWs}`, 'ws', nWs));
+  }
+  rmSync(root, { recursive: true, force: true });
+
+  const by = (name: string) => rows.find((r) => r.name === name);
+  const one = by('threads-1'), two = by('threads-2'), eight = by('threads-8'), ws = by(`ws-${nWs}`), wsThreads = by(`threads-${nWs}`);
+  const ratio = (a?: Row, b?: Row) => (a && b ? a.tokensPerSec / b.tokensPerSec : null);
+  const summary = {
+    speedup2vs1: ratio(two, one),
+    eight_vs_two: ratio(eight, two),
+    maxCoordinatorFraction: Math.max(...rows.map((r) => r.coordinatorFraction)),
+    ws_vs_threads: ratio(ws, wsThreads),
+    sameWeights: new Set(rows.map((r) => r.weightsSha256)).size === 1,
+    targets: { speedup2vs1: '>= 1.8', eight_vs_two: '>= 0.9', maxCoordinatorFraction: '<= 0.05', ws_vs_threads: '>= 0.85' },
+  };
+  const fmt = (x: number, d = 0) => x.toFixed(d).padStart(10);
+  const lines = [
+    `config ${args.config}, ${cfg.train.batch_tokens} tokens/batch, ${cfg.train.micro_shards} micro-shards, ${measured} measured steps after ${warmup} warm-up, ${cpus().length} cores`,
+    `${'run'.padEnd(12)}${'tokens/s'.padStart(10)}${'padded/s'.padStart(10)}${'step s'.padStart(10)}${'coord ms'.padStart(10)}${'coord %'.padStart(10)}${'wait %'.padStart(10)}${'sent/w/st'.padStart(12)}${'recv/w/st'.padStart(12)}`,
+    ...rows.map((r) => `${r.name.padEnd(12)}${fmt(r.tokensPerSec)}${fmt(r.paddedTokensPerSec)}${fmt(r.stepSeconds, 2)}${fmt(r.coordinatorSeconds * 1000, 1)}${fmt(r.coordinatorFraction * 100, 1)}${fmt(r.waitStragglersFraction * 100, 1)}${String(Math.round(r.bytesSentPerWorkerStep)).padStart(12)}${String(Math.round(r.bytesReceivedPerWorkerStep)).padStart(12)}`),
+    '',
+    `2 vs 1 thread: ${summary.speedup2vs1?.toFixed(2) ?? '-'}× (target ≥ 1.8)   8 vs 2: ${summary.eight_vs_two?.toFixed(2) ?? '-'}× (target ≥ 0.9)   ` +
+      `coordinator ≤ ${(summary.maxCoordinatorFraction * 100).toFixed(1)} % (target ≤ 5 %)   ws vs threads: ${summary.ws_vs_threads?.toFixed(2) ?? '-'}× (target ≥ 0.85)   same weights: ${summary.sameWeights}`,
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+  mkdirSync(path.dirname(args.out), { recursive: true });
+  await writeFileAtomic(args.out, JSON.stringify({ time: new Date().toISOString(), config: args.config, data, cores: cpus().length, warmup, measured, rows, summary }, null, 2) + '\n');
+}
+
+void main().catch((e: unknown) => { process.stderr.write(`bench-scaling: ${(e as Error).stack ?? String(e)}\n`); process.exit(1); });
