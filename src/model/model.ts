@@ -115,17 +115,24 @@ export class TransformerModel implements LanguageModel {
    */
   forwardLogits(params: Float32Array, tokens: ArrayLike<number>, rows: number, seqLen: number): Float32Array {
     this.checkParams(params);
+    if (tokens.length !== rows * seqLen) throw new Error(`forwardLogits: ${tokens.length} tokens, expected rows·seqLen = ${rows}·${seqLen}`);
     if (seqLen > this.config.max_len) throw new Error(`forwardLogits: seqLen ${seqLen} > max_len ${this.config.max_len}`);
     const ids = Int32Array.from(tokens);
     this.checkIds(ids);
+    const V = this.config.vocab_size;
+    const out = new Float32Array(rows * seqLen * V);
+    const per = Math.max(1, Math.floor(HEAD_CHUNK / seqLen)); // rows per pass: bounded [tokens, V] logits
     const W = this.upload(params);
     try {
-      const logits = tf.tidy(() => {
-        const { hf } = this.forward(W, params, ids, rows, seqLen);
-        return tf.matMul(hf, W.get('output.weight'));
-      });
-      const out = logits.dataSync() as Float32Array;
-      logits.dispose();
+      for (let r0 = 0; r0 < rows; r0 += per) {
+        const n = Math.min(per, rows - r0);
+        const logits = tf.tidy(() => {
+          const { hf } = this.forward(W, params, ids.subarray(r0 * seqLen, (r0 + n) * seqLen), n, seqLen);
+          return tf.matMul(hf, W.get('output.weight'));
+        });
+        out.set(logits.dataSync() as Float32Array, r0 * seqLen * V);
+        logits.dispose();
+      }
       return out;
     } finally { W.dispose(); }
   }
