@@ -1,4 +1,4 @@
-import { openSync, writeSync, closeSync, fsyncSync, readSync, mkdirSync, rmSync, renameSync, existsSync, statSync, readdirSync } from 'node:fs';
+import { openSync, writeSync, closeSync, fsyncSync, readSync, mkdirSync, rmSync, renameSync, existsSync, statSync } from 'node:fs';
 import { endianness } from 'node:os';
 import path from 'node:path';
 import { UserError } from '../../util/errors.js';
@@ -115,12 +115,4 @@ export class DatasetWriter {
     for (const p of this.parts.values()) { try { p.close(); } catch { /* already closed */ } }
     rmSync(this.tmpDir, { recursive: true, force: true });
   }
-}
-
-/** Leftover temp dirs of killed runs next to DIR (for tests and cleanup messages). */
-export function leftoverTempDirs(outDir: string): string[] {
-  const parent = path.dirname(outDir);
-  if (!existsSync(parent)) return [];
-  const prefix = `.${path.basename(outDir)}.tmp-`;
-  return readdirSync(parent).filter((n) => n.startsWith(prefix));
 }
