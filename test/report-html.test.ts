@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { SaxesParser } from 'saxes';
-import { loadRun, renderReport, summarizeWorkers } from '../src/report/index.ts';
+import { loadRun, renderReport, summarizeWorkers, writeReport } from '../src/report/index.ts';
 import type { RunLogRecord } from '../src/train/events.ts';
 import { Rng } from '../src/util/rng.ts';
 
@@ -95,7 +95,7 @@ test('vilm report writes a self-contained HTML with one point per step and the f
   assert.ok(html.includes(tokens.toLocaleString('en-US')), 'total tokens');
 });
 
-test('--out writes elsewhere; an unfinished run (no final.json, partial last line) still reports', () => {
+test('--out writes elsewhere; an unfinished run (no final.json, partial last line) still reports', async () => {
   const { dir } = makeRun(12, false);
   appendFileSync(path.join(dir, 'log.jsonl'), '{"type":"step","ti');
   const d = loadRun(dir);
@@ -109,15 +109,13 @@ test('--out writes elsewhere; an unfinished run (no final.json, partial last lin
 
   const outDir = mkdtempSync(path.join(os.tmpdir(), 'vilm-report-out-'));
   const out = path.join(outDir, 'sub', 'r.html');
-  const r = cli('report', dir, '--out', out);
-  assert.equal(r.status, 0, r.stderr);
+  assert.equal(await writeReport(dir, out), out);
   assert.equal(svgs(readFileSync(out, 'utf8')).length, 4);
+  assert.ok(!readdirSync(dir).includes('report.html'));
 });
 
 test('bad or missing run folders give a one-line error naming the file (and line)', () => {
-  const missing = cli('report', path.join(os.tmpdir(), 'no-such-run-vilm'));
-  assert.equal(missing.status, 1);
-  assert.match(missing.stderr, /^vilm: .*no-such-run-vilm: no such run folder\n$/);
+  assert.throws(() => loadRun(path.join(os.tmpdir(), 'no-such-run-vilm')), { name: 'UserError', message: /no-such-run-vilm: no such run folder$/ });
 
   const empty = mkdtempSync(path.join(os.tmpdir(), 'vilm-report-empty-'));
   assert.throws(() => loadRun(empty), /log\.jsonl: cannot read \(ENOENT\)/);
@@ -130,7 +128,7 @@ test('bad or missing run folders give a one-line error naming the file (and line
   const bad = cli('report', dir);
   assert.equal(bad.status, 1);
   assert.equal(bad.stderr.trim().split('\n').length, 1);
-  assert.match(bad.stderr, /log\.jsonl:4: invalid JSON/);
+  assert.match(bad.stderr, /^vilm: .*log\.jsonl:4: invalid JSON/);
 
   lines[3] = JSON.stringify({ type: 'step', time: 'x', step: 2, loss: 1, tokens: 1, paddedTokens: 1, lr: 1, gradNorm: 1, workers: 1, timing: { total: 1 } });
   writeFileSync(file, lines.join('\n'));
@@ -148,12 +146,10 @@ test('bad or missing run folders give a one-line error naming the file (and line
   assert.throws(() => loadRun(badFinal), /final\.json: invalid JSON/);
 });
 
-test('vilm report --help shows examples; unknown flags are rejected', () => {
+test('vilm report --help shows examples', () => {
   const h = cli('report', '--help');
   assert.equal(h.status, 0);
   assert.match(h.stdout, /Examples:/);
   assert.match(h.stdout, /vilm report runs\/start/);
-  const u = cli('report', 'x', '--bogus');
-  assert.notEqual(u.status, 0);
-  assert.match(u.stderr, /Unknown argument/i);
+  assert.match(h.stdout, /--out/);
 });
