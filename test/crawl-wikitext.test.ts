@@ -93,9 +93,10 @@ test('nested templates, parser functions and parameters are removed; unbalanced 
   assert.equal(removeTemplates('mở {{ mà không đóng. Đoạn sau {{x}} vẫn còn.'), 'mở {{ mà không đóng. Đoạn sau  vẫn còn.');
 });
 
-test('nested tables are removed; text around them stays', () => {
+test('nested and indented tables are removed; text around them stays', () => {
   const s = 'trên\n{| class="a"\n| ô 1\n{|\n| lồng\n|}\n| ô 2\n|}\ndưới';
   assert.equal(removeTables(s), 'trên\ndưới');
+  assert.equal(removeTables('a\n:{| class="b"\n| ô\n|}\nb'), 'a\nb');
 });
 
 test('links: label, target, pipe trick, link trail, leading colon, sections, sister projects', () => {
@@ -109,6 +110,8 @@ test('links: label, target, pipe trick, link trail, leading colon, sections, sis
   assert.equal(replaceLinks('[[wikt:phở|phở]]'), 'phở');
   assert.equal(replaceLinks('[[Star Wars: Tập IV]]'), 'Star Wars: Tập IV');
   assert.equal(replaceLinks('a [[thể loại:Huế]] [[HÌNH:x.png|y]] [[image:z.svg]] [[Phương tiện:a.ogg]] b'), 'a     b');
+  assert.equal(replaceLinks('a [[Tập tin:Hue.jpg|nhỏ|Ảnh từ [http://hue.vn cổng Huế] và [[Huế]]]] b'), 'a  b');
+  assert.equal(replaceLinks('[[[gỗ]] và [[[[Huế]]]]'), '[gỗ và [[Huế]]');
   assert.equal(replaceLinks('x [[ja:ハノイ]] [[zh-min-nan:Hô-lāi]] [[simple:Hanoi]] y'), 'x    y');
 });
 

@@ -124,7 +124,7 @@ export function removeTables(s: string): string {
   const kept: string[] = [];
   let depth = 0;
   for (const line of lines) {
-    const t = line.trimStart();
+    const t = line.trimStart().replace(/^[:*#]+\s*/, ''); // tables may be indented: `:{|`
     if (t.startsWith('{|')) { depth++; continue; }
     if (depth > 0) {
       if (t.startsWith('|}')) depth--;
@@ -147,6 +147,7 @@ export function replaceLinks(s: string): string {
     const open = s.indexOf('[[', i);
     if (open < 0) { out += s.slice(i); break; }
     out += s.slice(i, open);
+    if (s[open + 2] === '[') { out += '['; i = open + 1; continue; } // `[[[x]]` is '[' + link x
     const close = matchLink(s, open);
     if (close < 0) { out += '[['; i = open + 2; continue; }
     out += renderLink(s.slice(open + 2, close - 2));
@@ -157,9 +158,12 @@ export function replaceLinks(s: string): string {
 
 function matchLink(s: string, start: number): number {
   let depth = 0;
+  let single = 0; // open `[url text` external links inside a caption: their `]` is not ours
   let i = start;
   while (i < s.length) {
     if (s.startsWith('[[', i)) { depth++; i += 2; continue; }
+    if (s[i] === '[' && /^\[(https?:|ftp:|mailto:|\/\/)/i.test(s.slice(i, i + 10))) { single++; i++; continue; }
+    if (s[i] === ']' && single > 0) { single--; i++; continue; }
     if (s.startsWith(']]', i)) { depth--; i += 2; if (depth === 0) return i; continue; }
     if (s[i] === '\n' && s[i + 1] === '\n' && depth === 1) return -1; // a link never spans a paragraph
     i++;
