@@ -271,8 +271,23 @@ function softmaxCEKernel(stockSoftmax: KernelFunc | undefined): KernelFunc {
  * and with `transposed` also gradT [V, n] (the same values transposed).
  */
 export function softmaxCrossEntropyWithGrad(logits: tf.Tensor2D, labels: tf.Tensor1D, mask: tf.Tensor1D, transposed = false): { loss: tf.Tensor1D; grad: tf.Tensor2D; gradT?: tf.Tensor2D } {
+  if (!tf.getKernel(SOFTMAX_CE, tf.getBackend())) return softmaxCrossEntropyComposite(logits, labels, mask, transposed);
   const [loss, grad, gradT] = tf.engine().runKernel(SOFTMAX_CE, { logits, labels, mask }, { transposed }) as unknown as tf.Tensor[];
   return { loss: loss as tf.Tensor1D, grad: grad as tf.Tensor2D, gradT: gradT as tf.Tensor2D | undefined };
+}
+
+/**
+ * The same result from stock ops, for backends where the JS kernel cannot reach tensor memory
+ * (tfjs-node keeps tensors inside libtensorflow, whose kernels are fast anyway).
+ */
+export function softmaxCrossEntropyComposite(logits: tf.Tensor2D, labels: tf.Tensor1D, mask: tf.Tensor1D, transposed = false): { loss: tf.Tensor1D; grad: tf.Tensor2D; gradT?: tf.Tensor2D } {
+  return tf.tidy(() => {
+    const logp = tf.logSoftmax(logits);                                            // [n, V]
+    const onehot = tf.oneHot(labels, logits.shape[1]).toFloat();                    // [n, V]
+    const loss = tf.mul(tf.neg(tf.sum(tf.mul(logp, onehot), 1)), mask) as tf.Tensor1D;
+    const grad = tf.mul(tf.sub(tf.exp(logp), onehot), tf.expandDims(mask, 1)) as tf.Tensor2D;
+    return transposed ? { loss, grad, gradT: tf.transpose(grad) as tf.Tensor2D } : { loss, grad };
+  });
 }
 
 /**
