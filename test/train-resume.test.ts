@@ -1,0 +1,65 @@
+/**
+ * `vilm train` (single process, the real model on wasm, configs/test.yaml): 10 steps straight give
+ * the same weightsSha256 as 5 steps + --resume + 5 steps; the run directory holds final.json with
+ * every field, a log.jsonl without duplicated steps, and bad invocations fail with one line.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { loadCheckpoint } from '../src/train/checkpoint.ts';
+import type { RunLogRecord } from '../src/train/events.ts';
+import { preparedData } from './dist-fixtures.ts';
+
+const root = mkdtempSync(path.join(tmpdir(), 'vilm-train-resume-'));
+const data = preparedData(path.join(root, 'prep'));
+test.after(() => rmSync(root, { recursive: true, force: true }));
+
+function train(out: string, extra: string[]) {
+  const r = spawnSync(process.execPath, [
+    '--import', 'tsx', 'src/cli/main.ts', 'train', '--config', 'configs/test.yaml', '--data', data, '--out', path.join(root, out),
+    '--backend', 'wasm', '--steps', '10', '--test-batches', '2', ...extra,
+  ], { encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+interface Final { step: number; weightsSha256: string; trainLoss: number; valLoss: number; testLoss: number; testPpl: number; testBitsPerByte: number | null }
+
+test('10 steps straight = 5 steps, then --resume for the other 5 (same weightsSha256)', () => {
+  const a = train('straight', []);
+  assert.equal(a.status, 0, a.stderr);
+  const fa = JSON.parse(readFileSync(path.join(root, 'straight', 'final.json'), 'utf8')) as Final;
+  assert.equal(fa.step, 10);
+  for (const k of ['trainLoss', 'valLoss', 'testLoss', 'testPpl'] as const) assert.ok(Number.isFinite(fa[k]), `${k} = ${fa[k]}`);
+  assert.ok(Math.abs(fa.testPpl - Math.exp(fa.testLoss)) < 1e-9 * fa.testPpl);
+  assert.deepEqual(JSON.parse(a.stdout), fa);
+
+  const b1 = train('split', ['--stop-at', '5']);
+  assert.equal(b1.status, 0, b1.stderr);
+  assert.equal(existsSync(path.join(root, 'split', 'final.json')), false);
+  assert.equal(loadCheckpoint(path.join(root, 'split')).step, 5);
+  const b2 = train('split', ['--resume']);
+  assert.equal(b2.status, 0, b2.stderr);
+  const fb = JSON.parse(readFileSync(path.join(root, 'split', 'final.json'), 'utf8')) as Final;
+  assert.equal(fb.weightsSha256, fa.weightsSha256);
+  assert.deepEqual(fb, fa);
+
+  // the run log has each step once, in order, and per-step timings
+  const recs = readFileSync(path.join(root, 'split', 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as RunLogRecord);
+  const steps = recs.filter((r) => r.type === 'step');
+  assert.deepEqual(steps.map((r) => r.step), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  for (const s of steps) if (s.type === 'step') assert.ok(s.timing.total >= s.timing.compute && s.tokens > 0 && s.lr > 0);
+  assert.ok(recs.some((r) => r.type === 'test'));
+  assert.ok(recs.filter((r) => r.type === 'val').length >= 3);
+});
+
+test('--resume without a checkpoint, and a fresh run into an existing run, fail with one line', () => {
+  const r = train('nothing-here', ['--resume']);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr.trim(), /^vilm: .*checkpoint\.vilm: no checkpoint to resume from$/);
+  const again = train('straight', []);
+  assert.equal(again.status, 1);
+  assert.match(again.stderr.trim().split('\n').pop()!, /^vilm: .*already holds a run/);
+});
