@@ -41,6 +41,7 @@ let faults = new Map<number, Fault>();
 let failFrom = Infinity; // every request from this number on gets HTTP 500
 
 function wikiApi(req: Req, res: http.ServerResponse, n: number): void {
+  if (req.url.pathname === '/latin1/api.php') { res.writeHead(200, { 'content-type': 'application/json' }); res.end(Buffer.from('{"query":{"pages":[{"title":"S\xf4ng"}]}}', 'latin1')); return; }
   if (req.url.pathname !== '/w/api.php') { res.writeHead(404, { 'content-type': 'text/html' }); res.end('<h1>Not Found</h1>'); return; }
   const f = faults.get(n);
   if (f) { f(res); return; }
@@ -178,6 +179,15 @@ test('HTTP 404, unreadable titles files and bad options fail with one line namin
   await assert.rejects(crawlApi({ api: `${server.url}/wrong/api.php`, titlesFile, out, ...fast }),
     (e: unknown) => e instanceof UserError && e.message.startsWith(`${server.url}/wrong/api.php?`) && e.message.endsWith(': HTTP 404 Not Found'));
   assert.equal(server.requests.length, 1, '404 is not retried');
+  assert.ok(!existsSync(out) && !existsSync(CrawlOutput.partPath(out)));
+
+  await assert.rejects(crawlApi({ api: `${server.url}/latin1/api.php`, titlesFile, out, ...fast }),
+    (e: unknown) => e instanceof UserError && /\/latin1\/api\.php\?\S+: response is not valid UTF-8$/.test(e.message));
+  // nothing listens on a port we just closed: network errors are retried, then reported
+  const closed = await startServer(() => undefined);
+  await closed.close();
+  await assert.rejects(crawlApi({ api: `${closed.url}/w/api.php`, titlesFile, out, rate: 1000, retries: 1, retryBaseMs: 5 }),
+    (e: unknown) => e instanceof UserError && e.message.startsWith(closed.url) && /network error \(ECONNREFUSED\) \(gave up after 1 retries\)$/.test(e.message));
   assert.ok(!existsSync(out) && !existsSync(CrawlOutput.partPath(out)));
 
   const bad = path.join(dir, 'bad.txt');

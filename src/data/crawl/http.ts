@@ -95,8 +95,28 @@ export class HttpClient {
 
   /** GET and parse JSON; a body that is not JSON is a UserError naming the URL. */
   async getJson(url: string): Promise<unknown> {
-    const res = await this.fetch(url, { headers: { accept: 'application/json' } });
-    const text = await res.text();
+    let body: ArrayBuffer;
+    for (let attempt = 0; ; attempt++) {
+      const res = await this.fetch(url, { headers: { accept: 'application/json' } });
+      try {
+        body = await res.arrayBuffer();
+        break;
+      } catch (e) {
+        // the connection dropped mid-body: retry like a network error
+        if (this.signal?.aborted) throw new CrawlInterrupted();
+        const why = networkReason(e);
+        if (attempt >= this.retries) throw new UserError(`${url}: response cut off, ${why} (gave up after ${this.retries} retries)`);
+        const wait = this.backoff(attempt);
+        log.warn(`response cut off from ${url}; retry ${attempt + 1}/${this.retries} in ${(wait / 1000).toFixed(1)} s`);
+        await this.sleep(wait);
+      }
+    }
+    let text: string;
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(body);
+    } catch {
+      throw new UserError(`${url}: response is not valid UTF-8`);
+    }
     try {
       return JSON.parse(text);
     } catch {
