@@ -1,7 +1,7 @@
 import test, { type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
@@ -128,7 +128,8 @@ test('every Grafana panel query returns data from a real Prometheus scraping a l
     assert.equal(rep.status, 0, rep.stderr);
     assert.equal((readFileSync(path.join(run.outDir, 'report.html'), 'utf8').match(/<svg/g) ?? []).length, 4);
   } finally {
-    if (run.child.exitCode === null) run.child.kill('SIGKILL');
+    if (run.child.exitCode === null) { run.child.kill('SIGKILL'); await run.exited; }
     await prom.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
