@@ -130,6 +130,11 @@ test('headings keep their level; lists and rules lose their markers; blank runs 
   assert.equal(t, 'Mở đầu.\n\n== Địa lý ==\nmột\nhai\nthụt lề\nThuật ngữ\n==== Khí hậu ====\nNóng ẩm.');
 });
 
+test('definition lists whose term was a template keep their description', () => {
+  assert.equal(wikitextToPlain('; {{Nihongo|Kanō Minako|叶 美奈子}}\n: Lồng tiếng bởi: Sora Amamiya<ref name="c"/>\n; {{Nihongo|Kitō Miho|鬼頭 ミホ}}: Một thành viên khác.'),
+    'Lồng tiếng bởi: Sora Amamiya\nMột thành viên khác.');
+});
+
 test('empty brackets left by removed pronunciation templates are tidied', () => {
   assert.equal(wikitextToPlain("'''Hà Nội''' ({{IPA|vi|hâː˨˩ noj˧˨ʔ}}) là thủ đô."), 'Hà Nội là thủ đô.');
   assert.equal(wikitextToPlain("'''Huế''' (phát âm: {{IPA|hwe}}; {{lang-en|Hue}}) là cố đô."), 'Huế (phát âm:) là cố đô.');

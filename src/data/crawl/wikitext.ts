@@ -237,7 +237,7 @@ function tidyLines(s: string): string {
       if (h[2] === '') continue;
       line = `${h[1]} ${h[2]} ${h[1]}`;
     } else {
-      line = line.replace(/^[*#:;]+\s*/, '');
+      line = line.replace(/^([*#:;]\s*)+/, ''); // also "; : …" left when a term was a template
       if (/^-{4,}$/.test(line)) continue;
       if (/^[|!}{]/.test(line)) continue; // table/template debris from unbalanced markup
       line = line
