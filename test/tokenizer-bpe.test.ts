@@ -80,6 +80,8 @@ test('exactly the requested vocabulary size, specials at 0/1/2, no <unk>', async
     assert.equal(doc.model.merges.length, vocabSize - 259);
     assert.deepEqual(new Set(Object.values(doc.model.vocab)), new Set(Array.from({ length: vocabSize }, (_, i) => i)));
     assert.equal(t.stats.merges, vocabSize - 259);
+    // the trainer's token count is what encode gives on the training text
+    assert.equal(t.stats.tokens, corpus(4).reduce((n, s) => n + t.encode(s).length, 0));
   }
   const tok = loadTokenizer(tokFile);
   assert.deepEqual([tok.padId, tok.bosId, tok.eosId], [0, 1, 2]);

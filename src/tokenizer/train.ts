@@ -42,6 +42,8 @@ export interface TrainStats {
   words: number;
   uniqueWords: number;
   merges: number;
+  /** tokens the trained tokenizer encodes the training text into (bytes / tokens = compression) */
+  tokens: number;
   countSeconds: number;
   mergeSeconds: number;
 }
@@ -95,13 +97,13 @@ async function countWords(texts: AsyncIterable<string> | Iterable<string>, speci
   const counts = new Map<string, number>();
   const onPiece = (p: string) => { counts.set(p, (counts.get(p) ?? 0) + 1); stats.words++; };
   const onText = (t: string) => forEachPiece(t, re, onPiece);
-  const noop = () => undefined;
+  const onSpecial = () => { stats.tokens++; };
   for await (const text of texts) {
     if (typeof text !== 'string') throw new UserError(`tokenizer train: text ${stats.texts + 1} is not a string`);
     stats.texts++;
     stats.characters += text.length;
     stats.bytes += Buffer.byteLength(text, 'utf8');
-    splitSpecials(text, specials, onText, noop);
+    splitSpecials(text, specials, onText, onSpecial);
     if (opts.onProgress && stats.texts % 1000 === 0) opts.onProgress('count', stats.texts);
   }
   return counts;
@@ -114,7 +116,7 @@ export async function trainModel(texts: AsyncIterable<string> | Iterable<string>
     throw new UserError(`--vocab-size: must be an integer in [${MIN_VOCAB_SIZE}, ${MAX_VOCAB_SIZE}] (3 specials + 256 bytes + merges; ids are stored as uint16), got ${V}`);
   }
   const specials: SpecialToken[] = SPECIAL_TOKENS.map((content, id) => ({ content, id }));
-  const stats: TrainStats = { texts: 0, characters: 0, bytes: 0, words: 0, uniqueWords: 0, merges: 0, countSeconds: 0, mergeSeconds: 0 };
+  const stats: TrainStats = { texts: 0, characters: 0, bytes: 0, words: 0, uniqueWords: 0, merges: 0, tokens: 0, countSeconds: 0, mergeSeconds: 0 };
   const t0 = performance.now();
   const wordCounts = await countWords(texts, specials, opts, stats);
   stats.uniqueWords = wordCounts.size;
@@ -130,7 +132,7 @@ export async function trainModel(texts: AsyncIterable<string> | Iterable<string>
   const freq: number[] = [];
   for (const [w, f] of wordCounts) {
     const bytes = Buffer.from(w, 'utf8');
-    if (bytes.length < 2) continue; // a one-byte word has no pairs
+    if (bytes.length < 2) { stats.tokens += f; continue; } // a one-byte word has no pairs
     const ids = new Array<number>(bytes.length);
     for (let i = 0; i < bytes.length; i++) ids[i] = FIRST_BYTE_ID + bytes[i];
     words.push(ids);
@@ -222,6 +224,8 @@ export async function trainModel(texts: AsyncIterable<string> | Iterable<string>
     if (opts.onProgress && m % 500 === 0) opts.onProgress('merge', m);
   }
   stats.merges = merges.length;
+  // each word is now exactly its encoding (merges applied in order)
+  for (let wi = 0; wi < words.length; wi++) stats.tokens += words[wi].length * freq[wi];
   stats.mergeSeconds = (performance.now() - t1) / 1000;
   return { model: { vocab, merges, specials }, stats };
 }
