@@ -71,8 +71,8 @@ interface NormCache { xhat: T2; rstd: T2 }
 export class TransformerModel implements LanguageModel {
   readonly layout: Layout;
   private readonly dk: number;
-  private ropeCache = new Map<number, RopeTensors>();
-  private maskCache = new Map<number, T2>();
+  /** RoPE tables and causal mask for max_len positions, built on first use; calls slice [T, ·] views. */
+  private tables: { rope: RopeTensors; mask: T2 } | null = null;
 
   constructor(readonly config: ModelConfig) {
     this.layout = buildLayout(config);
@@ -144,10 +144,8 @@ export class TransformerModel implements LanguageModel {
   }
 
   dispose(): void {
-    for (const r of this.ropeCache.values()) tf.dispose([r.cos, r.sin, r.perm]);
-    for (const m of this.maskCache.values()) m.dispose();
-    this.ropeCache.clear();
-    this.maskCache.clear();
+    if (this.tables) tf.dispose([this.tables.rope.cos, this.tables.rope.sin, this.tables.rope.perm, this.tables.mask]);
+    this.tables = null;
   }
 
   // ------------------------------------------------------------------------------------------
@@ -237,26 +235,29 @@ export class TransformerModel implements LanguageModel {
     };
   }
 
-  private rope(T: number): RopeTensors {
-    let r = this.ropeCache.get(T);
-    if (!r) {
-      const made = ropeTensors(this.config, T);
-      r = { cos: tf.keep(made.cos), sin: tf.keep(made.sin), perm: tf.keep(made.perm) };
-      this.ropeCache.set(T, r);
+  private fullTables(): { rope: RopeTensors; mask: T2 } {
+    if (!this.tables) {
+      const L = this.config.max_len;
+      const r = ropeTensors(this.config, L);
+      // Additive causal mask: 0 where key ≤ query, −1e9 above the diagonal (exp underflows to exactly 0).
+      const a = new Float32Array(L * L);
+      for (let i = 0; i < L; i++) for (let j = i + 1; j < L; j++) a[i * L + j] = -1e9;
+      this.tables = { rope: { cos: tf.keep(r.cos), sin: tf.keep(r.sin), perm: tf.keep(r.perm) }, mask: tf.keep(tf.tensor2d(a, [L, L])) };
     }
-    return r;
+    return this.tables;
   }
 
-  /** Additive causal mask [T, T]: 0 where key ≤ query, −1e9 above the diagonal (exp underflows to exactly 0). */
+  /** RoPE tables for positions 0..T−1 (call inside tidy: the slices are temporaries). */
+  private rope(T: number): RopeTensors {
+    const { rope } = this.fullTables();
+    if (T === this.config.max_len) return rope;
+    return { cos: tf.slice(rope.cos, [0, 0], [T, -1]), sin: tf.slice(rope.sin, [0, 0], [T, -1]), perm: rope.perm };
+  }
+
+  /** Causal mask [T, T] (call inside tidy). */
   private causalMask(T: number): T2 {
-    let m = this.maskCache.get(T);
-    if (!m) {
-      const a = new Float32Array(T * T);
-      for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) a[i * T + j] = -1e9;
-      m = tf.keep(tf.tensor2d(a, [T, T]));
-      this.maskCache.set(T, m);
-    }
-    return m;
+    const { mask } = this.fullTables();
+    return T === this.config.max_len ? mask : tf.slice(mask, [0, 0], [T, T]);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -372,7 +373,7 @@ export class TransformerModel implements LanguageModel {
   }
 
   /** Forward through the blocks and the final norm. Returns hf [N, d] and the caches. Call inside tidy. */
-  private forward(W: Weights, params: Float32Array, ids: Int32Array, B: number, T: number): { hf: T2; blocks: BlockCache[]; nf: NormCache } {
+  private forward(W: Weights, params: Float32Array, ids: Int32Array, B: number, T: number): { hf: T2; blocks: BlockCache[]; nf: NormCache; rope: RopeTensors } {
     const cfg = this.config, d = cfg.d_model, N = B * T;
     const rope = this.rope(T), mask = this.causalMask(T);
     const scale = 1 / Math.sqrt(this.dk);
@@ -400,7 +401,7 @@ export class TransformerModel implements LanguageModel {
       x = x3;
     }
     const { y: hf, cache: nf } = this.normFwd(x, 'norm', W);
-    return { hf, blocks, nf };
+    return { hf, blocks, nf, rope };
   }
 
   /**
@@ -415,7 +416,7 @@ export class TransformerModel implements LanguageModel {
     for (let i = 0; i < N; i++) if (labels[i] !== 0) { maskArr[i] = 1; tokenCount++; }
     const lossParts: tf.Tensor[] = [];
     const out = tf.tidy((): Record<string, tf.Tensor> => {
-      const { hf, blocks, nf } = this.forward(W, params, inputs, B, T);
+      const { hf, blocks, nf, rope } = this.forward(W, params, inputs, B, T);
       // Head + loss in row chunks so at most [HEAD_CHUNK, V] logits are alive.
       const dhfParts: T2[] = [];
       let dWoutT: T2 | null = null;                                    // [V, d] = Σ gᵀ·h
@@ -440,7 +441,7 @@ export class TransformerModel implements LanguageModel {
       const grads = new Map<string, tf.Tensor>();
       grads.set('__output_transposed__', dWoutT!);
       let dx = this.normBwd(dhfParts.length === 1 ? dhfParts[0] : tf.concat(dhfParts, 0), nf, 'norm', W, grads);
-      const rope = this.rope(T), d = this.config.d_model, scale = 1 / Math.sqrt(this.dk);
+      const d = this.config.d_model, scale = 1 / Math.sqrt(this.dk);
       for (let l = this.config.n_layers - 1; l >= 0; l--) {
         const p = `layers.${l}`, c = blocks[l];
         // FFN: x3 = x2 + act(h2·W1)·W2
