@@ -5,7 +5,7 @@
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -16,6 +16,7 @@ import { preparedData } from './dist-fixtures.ts';
 const root = mkdtempSync(path.join(tmpdir(), 'vilm-train-resume-'));
 const data = preparedData(path.join(root, 'prep'));
 test.after(() => rmSync(root, { recursive: true, force: true }));
+let straight = '';
 
 function train(out: string, extra: string[]) {
   const r = spawnSync(process.execPath, [
@@ -35,6 +36,7 @@ test('10 steps straight = 5 steps, then --resume for the other 5 (same weightsSh
   for (const k of ['trainLoss', 'valLoss', 'testLoss', 'testPpl'] as const) assert.ok(Number.isFinite(fa[k]), `${k} = ${fa[k]}`);
   assert.ok(Math.abs(fa.testPpl - Math.exp(fa.testLoss)) < 1e-9 * fa.testPpl);
   assert.deepEqual(JSON.parse(a.stdout), fa);
+  straight = fa.weightsSha256;
 
   const b1 = train('split', ['--stop-at', '5']);
   assert.equal(b1.status, 0, b1.stderr);
@@ -62,4 +64,27 @@ test('--resume without a checkpoint, and a fresh run into an existing run, fail 
   const again = train('straight', []);
   assert.equal(again.status, 1);
   assert.match(again.stderr.trim().split('\n').pop()!, /^vilm: .*already holds a run/);
+});
+
+test('SIGTERM: the step in progress finishes, a checkpoint is written, exit 0; --resume completes the same run', async () => {
+  const out = path.join(root, 'sigterm');
+  const p = spawn(process.execPath, [
+    '--import', 'tsx', 'src/cli/main.ts', 'train', '--config', 'configs/test.yaml', '--data', data, '--out', out,
+    '--backend', 'wasm', '--steps', '10', '--test-batches', '2',
+  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  let sent = false;
+  p.stderr!.on('data', (b: Buffer) => {
+    err += b.toString();
+    if (!sent && /step step=2 /.test(err)) { sent = true; p.kill('SIGTERM'); }
+  });
+  const code = await new Promise<number | null>((res) => p.on('exit', (c) => res(c)));
+  assert.equal(code, 0, err);
+  assert.match(err, /SIGTERM: stopping after the current step/);
+  const step = loadCheckpoint(out).step;
+  assert.ok(step >= 2 && step < 10, `checkpoint at step ${step}`);
+  assert.equal(existsSync(path.join(out, 'final.json')), false);
+  const r = train('sigterm', ['--resume']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal((JSON.parse(r.stdout) as Final).weightsSha256, straight);
 });

@@ -114,6 +114,17 @@ export class Scheduler {
 
   get size(): number { return this.links.size; }
 
+  /** Ids of the connected workers. */
+  ids(): string[] { return [...this.links.keys()]; }
+
+  /** Disconnect a worker (operator action or test); its task in flight is requeued. */
+  kick(id: string, reason: string): void {
+    const s = this.links.get(id);
+    if (!s) return;
+    s.link.kick(reason);
+    this.removeLink(id);
+  }
+
   /** Resolves when at least `n` workers are connected (or the scheduler stops). */
   async waitForWorkers(n: number, timeoutMs = Infinity): Promise<boolean> {
     const until = Date.now() + timeoutMs;

@@ -1,0 +1,89 @@
+/**
+ * Membership and transport options, with the fast toy model (the real model's exactness is
+ * test/dist-exact.test.ts): every worker leaving mid-run (the coordinator checkpoints, waits and
+ * resumes when a worker returns, same bytes), and wss:// with HMAC auth and a self-signed cert.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { loadConfig, type RunConfig } from '../src/config/index.ts';
+import { runRemoteWorker } from '../src/dist/ws-worker.ts';
+import { loadCheckpoint } from '../src/train/checkpoint.ts';
+import { runTrainingLoop, type TrainLoopOptions } from '../src/train/loop.ts';
+import type { Transport } from '../src/train/events.ts';
+import { syntheticData } from './dist-fixtures.ts';
+
+const root = mkdtempSync(path.join(tmpdir(), 'vilm-dist-membership-'));
+test.after(() => rmSync(root, { recursive: true, force: true }));
+const base = loadConfig('configs/test.yaml');
+const config: RunConfig = { model: { ...base.model, vocab_size: 128, d_model: 16 }, train: { ...base.train, checkpoint_every: 100, eval_every: 100 } };
+const data = syntheticData(path.join(root, 'data'), 128, 3, 12);
+let n = 0;
+const TOKEN = 'a shared secret of some length';
+
+function run(extra: Partial<TrainLoopOptions>) {
+  return runTrainingLoop({
+    config, dataDir: data, outDir: path.join(root, `run-${n++}`), resume: false, backend: 'cpu', replica: 'toy',
+    inProcess: false, threads: 0, testBatches: 1, ...extra,
+  });
+}
+
+test('every worker leaves mid-run: the coordinator checkpoints, waits, and finishes with the same bytes when one returns', async () => {
+  const ref = await run({ inProcess: true });
+  const out = path.join(root, 'rejoin');
+  const counts: number[] = [];
+  let second: Promise<void> | undefined;
+  let port = 0;
+  const r = await runTrainingLoop({
+    config, dataDir: data, outDir: out, resume: false, backend: 'cpu', replica: 'toy', inProcess: false, threads: 0, testBatches: 1,
+    remote: { host: '127.0.0.1', port: 0 },
+    observers: [{
+      onWorkers: (c: Record<Transport, number>) => counts.push(c.ws),
+      onCheckpoint: (e) => {
+        // the checkpoint written while nobody is left: a worker comes back
+        if (e.step === 2 && !second) {
+          assert.equal(loadCheckpoint(out).step, 2);
+          second = runRemoteWorker({ url: `ws://127.0.0.1:${port}`, name: 'second', retryMs: 2000 });
+        }
+      },
+    }],
+    hooks: {
+      started: (fleet) => {
+        port = fleet.remote!.port;
+        // the first worker disconnects during step 3 (its socket is dropped by the coordinator's side)
+        void runRemoteWorker({ url: `ws://127.0.0.1:${port}`, name: 'first', retryMs: 0 }).catch(() => undefined);
+      },
+      stepStarted: (step, fleet) => {
+        if (step === 2) for (const id of fleet.scheduler.ids()) fleet.scheduler.kick(id, 'test: go away');
+      },
+    },
+  });
+  await second;
+  assert.equal(r.weightsSha256, ref.weightsSha256);
+  assert.ok(counts.includes(0), `worker counts: ${counts.join(',')}`);
+});
+
+test('wss:// with a self-signed certificate and HMAC authentication', async () => {
+  const cert = path.join(root, 'cert.pem'), key = path.join(root, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { stdio: 'ignore' });
+  const ref = await run({ inProcess: true });
+  let worker: Promise<void> | undefined;
+  let untrusted: Promise<unknown> | undefined;
+  const r = await run({
+    remote: { host: '127.0.0.1', port: 0, token: TOKEN, tlsCert: cert, tlsKey: key },
+    hooks: {
+      started: (fleet) => {
+        const url = `wss://127.0.0.1:${fleet.remote!.port}`;
+        // a worker that does not trust the certificate cannot connect
+        untrusted = runRemoteWorker({ url, token: TOKEN, retryMs: 0 }).then(() => 'connected', (e: Error) => e.message);
+        worker = runRemoteWorker({ url, token: TOKEN, caFile: cert, retryMs: 0 });
+      },
+    },
+  });
+  await worker;
+  assert.equal(r.weightsSha256, ref.weightsSha256);
+  assert.match(String(await untrusted), /self.signed|certificate/i);
+});
