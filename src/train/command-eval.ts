@@ -1,9 +1,110 @@
+/**
+ * `vilm eval --checkpoint RUN --in FILE.jsonl [--json]` and `vilm eval --checkpoint RUN --ids '[…]'`.
+ * The scoring rules (windows, specials, bits per byte) are documented in ./eval.ts.
+ */
+import { statSync } from 'node:fs';
 import { defineCommand } from '../cli/define.js';
+import type { BackendName } from '../backend/types.js';
+import { cleanText } from '../data/clean/index.js';
+import { readCorpus } from '../data/jsonl.js';
+import type { LanguageModel } from '../model/api.js';
+import { tokenizerFromJson } from '../tokenizer/index.js';
+import type { Tokenizer } from '../tokenizer/types.js';
 import { UserError } from '../util/errors.js';
+import { log } from '../util/log.js';
+import { progress } from '../util/progress.js';
+import { loadCheckpoint, type Checkpoint } from './checkpoint.js';
+import { evaluateDocuments, evaluateIds, parseIds } from './eval.js';
 
-// Placeholder until the eval implementation lands (replaced by its owner).
+export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+
+/** The tokenizer stored in a checkpoint; its vocabulary must fit the model's. */
+export function checkpointTokenizer(ck: Checkpoint, where: string): Tokenizer {
+  let tok: Tokenizer;
+  try { tok = tokenizerFromJson(ck.tokenizerJson); } catch (e) {
+    if (e instanceof UserError) throw new UserError(`${where}: embedded ${e.message}`);
+    throw e;
+  }
+  if (tok.vocabSize > ck.config.model.vocab_size) {
+    throw new UserError(`${where}: tokenizer has ${tok.vocabSize} tokens but model.vocab_size is ${ck.config.model.vocab_size}`);
+  }
+  return tok;
+}
+
+/** Start the backend and build the checkpoint's model and tokenizer (eval, predict). */
+export async function openModel(ck: Checkpoint, where: string, backend: BackendName): Promise<{ model: LanguageModel; tokenizer: Tokenizer }> {
+  const tokenizer = checkpointTokenizer(ck, where);
+  // imported here, not at the top: every `vilm` command loads this file, only eval/predict need tfjs
+  const { initBackend } = await import('../backend/index.js');
+  const { createModel } = await import('../model/model.js');
+  await initBackend(backend);
+  return { model: createModel(ck.config.model), tokenizer };
+}
+
+/** loadCheckpoint + openModel. */
+export async function openCheckpoint(pathOrRunDir: string, backend: BackendName): Promise<{ ck: Checkpoint; model: LanguageModel; tokenizer: Tokenizer }> {
+  const ck = loadCheckpoint(pathOrRunDir);
+  return { ck, ...(await openModel(ck, pathOrRunDir, backend)) };
+}
+
+async function* cleanedTexts(file: string, onDoc: (rawChars: number) => void): AsyncGenerator<string> {
+  for await (const doc of readCorpus(file)) {
+    onDoc(doc.text.length);
+    yield cleanText(doc.text).text;
+  }
+}
+
 export const evalCommand = defineCommand({
   command: 'eval',
-  describe: '(eval: not built yet)',
-  handler: () => { throw new UserError('eval is not built yet'); },
+  describe: 'score text with a checkpoint: {loss, ppl, bitsPerByte, tokens, bytes}',
+  builder: (y) => y
+    .option('checkpoint', { type: 'string', demandOption: true, describe: 'run directory or .vilm checkpoint file' })
+    .option('in', { type: 'string', describe: 'JSONL documents ({text,…} a line); cleaned like `vilm data clean`' })
+    .option('ids', { type: 'string', describe: "score exactly this JSON id sequence, e.g. '[12,7,301]' (no cleaning, no specials)" })
+    .option('json', { type: 'boolean', default: false, describe: 'print the result as one JSON object' })
+    .option('backend', { choices: BACKEND_CHOICES, default: 'auto' as const, describe: 'tfjs backend' })
+    .conflicts('in', 'ids')
+    .example('$0 eval --checkpoint runs/tiny --in test.jsonl --json', '')
+    .example("$0 eval --checkpoint runs/tiny --ids '[1,523,77,9]'", 'mean next-token loss of that sequence'),
+  handler: async (a) => {
+    if (a.in === undefined && a.ids === undefined) throw new UserError('eval: give --in FILE.jsonl or --ids JSON');
+    const ck = loadCheckpoint(a.checkpoint);
+    // check the inputs before starting the backend
+    const ids = a.ids !== undefined ? parseIds(a.ids, ck.config.model.vocab_size, ck.config.model.max_len) : undefined;
+    let size = 0;
+    if (a.in !== undefined) {
+      try { size = statSync(a.in).size; } catch (e) { throw new UserError(`${a.in}: cannot open (${(e as NodeJS.ErrnoException).code ?? String(e)})`); }
+    }
+    const { model, tokenizer } = await openModel(ck, a.checkpoint, a.backend);
+    try {
+      if (ids !== undefined) {
+        const r = evaluateIds(model, ck.weights, ids);
+        const out = { loss: r.loss, ppl: r.ppl, bitsPerByte: null, tokens: r.tokens, bytes: null };
+        print(out, a.json);
+        return;
+      }
+      const file = a.in!;
+      const bar = progress('eval', size, 'bytes');
+      let seen = 0, docs = 0;
+      const r = await evaluateDocuments(model, ck.weights, tokenizer, cleanedTexts(file, (n) => { seen += n; docs++; bar.update(Math.min(seen, size)); }), {
+        maxBatchTokens: ck.config.train.max_micro_batch_tokens,
+      });
+      bar.stop(`${docs} documents, ${r.tokens} tokens`);
+      log.info('eval', { checkpoint: a.checkpoint, step: ck.step, docs, tokens: r.tokens, bytes: r.bytes });
+      print(r, a.json);
+    } finally {
+      model.dispose();
+    }
+  },
 });
+
+function print(r: { loss: number; ppl: number; bitsPerByte: number | null; tokens: number; bytes: number | null }, json: boolean): void {
+  if (json) { process.stdout.write(JSON.stringify(r) + '\n'); return; }
+  process.stdout.write([
+    `loss ${r.loss.toFixed(4)}`,
+    `ppl ${r.ppl.toFixed(2)}`,
+    `bits/byte ${r.bitsPerByte === null ? '-' : r.bitsPerByte.toFixed(4)}`,
+    `tokens ${r.tokens}`,
+    `bytes ${r.bytes ?? '-'}`,
+  ].join('\n') + '\n');
+}
