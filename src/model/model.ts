@@ -61,6 +61,8 @@ interface BlockCache {
   x: T2; n1: NormCache; h1: T2;
   /** per-(row,head) slices [T, dk] of rope(q)/√dk and rope(k), v */
   qs: tf.Tensor[]; ks: tf.Tensor[]; vs: tf.Tensor[];
+  /** v [N, d] (its per-head transposes are built in the backward pass) */
+  v: T2;
   /** attention probabilities [B·H, T, T] */
   att: tf.Tensor;
   o: T2; x2: T2; n2: NormCache; h2: T2; u: T2; a: T2; actAux: T2 | null;
@@ -397,7 +399,7 @@ export class TransformerModel implements LanguageModel {
       const u = this.linear(h2, `${p}.feed_forward.w1`, W);             // [N, F]
       const { a, aux } = this.act(u);
       const x3 = tf.add(x2, this.linear(a, `${p}.feed_forward.w2`, W));  // [N, d]
-      blocks.push({ x, n1, h1, qs, ks, vs, att, o, x2, n2, h2, u, a, actAux: aux });
+      blocks.push({ x, n1, h1, qs, ks, vs, v, att, o, x2, n2, h2, u, a, actAux: aux });
       x = x3;
     }
     const { y: hf, cache: nf } = this.normFwd(x, 'norm', W);
@@ -451,7 +453,7 @@ export class TransformerModel implements LanguageModel {
         const dx2 = tf.add(dx, this.normBwd(dh2, c.n2, `${p}.ffn_norm`, W, grads));
         // Attention: x2 = x + o·Wo
         const dO = this.toHeads(this.linearBwd(dx2, c.o, `${p}.attention.wo`, W, grads), B, T); // slices [T, dk]
-        const dA = tf.stack(this.pairMatMul(dO, c.vs.map((v) => tf.transpose(v)))) as tf.Tensor;  // dO·vᵀ  [B·H, T, T]
+        const dA = tf.stack(this.pairMatMul(dO, this.toHeadsT(c.v, B, T))) as tf.Tensor;            // dO·vᵀ  [B·H, T, T]
         const dV = this.pairMatMul(tf.unstack(tf.transpose(c.att, [0, 2, 1])) as tf.Tensor[], dO); // attᵀ·dO [T, dk]
         // softmax backward: dS = att ⊙ (dA − Σ_j dA⊙att)
         const dS = tf.mul(c.att, tf.sub(dA, tf.sum(tf.mul(dA, c.att), 2, true))) as tf.Tensor;
