@@ -55,7 +55,7 @@ test('sparse rows add bit-identically to dense blocks, including −0 and one-si
   }
 });
 
-test('shards cut rows as floor(i·R/M); plans tile [0, M) with one to two tasks per worker', () => {
+test('shards cut rows as floor(i·R/M); plans tile [0, M) with about two tasks per worker', () => {
   assert.deepEqual([0, 1, 2, 3, 4].map((i) => shardRange(7, 5, i)), [[0, 1], [1, 2], [2, 4], [4, 5], [5, 7]]);
   for (const m of [1, 2, 3, 4, 5, 8, 13]) {
     for (const w of [1, 2, 3, 4, 8, 16]) {
@@ -64,7 +64,8 @@ test('shards cut rows as floor(i·R/M); plans tile [0, M) with one to two tasks 
       for (const b of plan) { const [s0, s1] = blockShards(b, m); for (let s = s0; s < s1; s++) seen[s]++; }
       assert.ok(seen.every((c) => c === 1), `m=${m} w=${w}`);
       assert.ok(plan.length >= Math.min(m, w), `m=${m} w=${w}: ${plan.length} tasks`);
-      if (plan[0].level > 0) assert.ok(plan.length < 2 * w, `m=${m} w=${w}: ${plan.length} tasks`);
+      if (plan[0].level > 0) assert.ok(plan.length < 4 * w, `m=${m} w=${w}: ${plan.length} tasks`);
+      if (w === 1) assert.equal(plan.length, 1);
     }
   }
 });

@@ -93,15 +93,17 @@ export function children(b: Block, m: number): Block[] {
 }
 
 /**
- * Task granularity: the coarsest aligned level that still gives at least `workers` tasks, so each
- * worker gets about one to two tasks (fewer, bigger tasks pre-add more locally and send less).
- * With workers ≥ m every shard is its own task. A failed task is split into its children when it
- * is requeued (see the scheduler), so the remaining workers share it.
+ * Task granularity: the coarsest aligned level that still gives about two tasks per worker (one
+ * when there is a single worker). Bigger tasks pre-add more locally and send less; two per worker
+ * let the pull scheduling even out a slow worker (the fast one takes the remaining task). With
+ * 2·workers ≥ m every shard is its own task. A failed task is split into its children when it is
+ * requeued (see the scheduler), so the remaining workers share it.
  */
 export function planBlocks(m: number, workers: number): Block[] {
   const top = log2Int(nextPow2(m));
+  const want = workers <= 1 ? 1 : 2 * workers;
   let level = top;
-  while (level > 0 && Math.ceil(m / 2 ** level) < Math.max(1, workers)) level--;
+  while (level > 0 && Math.ceil(m / 2 ** level) < want) level--;
   const out: Block[] = [];
   for (let k = 0; k * 2 ** level < m; k++) out.push({ level, index: k });
   return out;
