@@ -213,4 +213,8 @@ test('CLI: vilm data crawl wikipedia --api --category end to end; a 404 exits no
   assert.match(r2.stderr, /^vilm: http:\/\/127\.0\.0\.1:\d+\/nope\?\S+: HTTP 404 Not Found/m);
   assert.equal(r2.stderr.split('\n').filter((l) => l.startsWith('vilm: ')).length, 1);
   assert.ok(!existsSync(out2));
+
+  const r3 = await runCli(['data', 'crawl', 'wikipedia', '--api', api(), '--out', out2], ROOT);
+  assert.equal(r3.code, 2);
+  assert.equal(r3.stderr.trim(), 'vilm: --api needs --titles-file FILE or --category NAME');
 });

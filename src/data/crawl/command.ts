@@ -47,9 +47,10 @@ const wikipedia = defineCommand({
     .option('json', { type: 'boolean', default: false, describe: 'print the summary as JSON on stdout' })
     .conflicts('dump', ['api', 'titles-file', 'category'])
     .conflicts('titles-file', 'category')
+    // UserError: the CLI prints it as one line (yargs would report a plain Error as an internal error)
     .check((a) => {
-      if (!a.dump && !a.api) throw new Error('give --dump FILE.xml.bz2 or --api URL');
-      if (a.api && !a['titles-file'] && !a.category) throw new Error('--api needs --titles-file FILE or --category NAME');
+      if (!a.dump && !a.api) throw new UserError('give --dump FILE.xml.bz2 or --api URL', 2);
+      if (a.api && !a['titles-file'] && !a.category) throw new UserError('--api needs --titles-file FILE or --category NAME', 2);
       return true;
     })
     .example('$0 data crawl wikipedia --dump viwiki-latest-pages-articles-multistream.xml.bz2 --out runs/viwiki.jsonl', 'the whole dump, streamed')
