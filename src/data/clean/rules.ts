@@ -241,8 +241,12 @@ export function cleanText(text: string, opts: CleanTextOptions = {}): CleanTextR
     const r = removeNonLatin(line.text);
     counts.nonLatin += r.removed;
     if (r.removed === 0) return line;
-    const tidy = r.text.replace(/ {2,}/g, ' ').trim();
-    counts.whitespace += r.text.length - tidy.length;
+    // removal can also leave empty brackets ("Hà Nội (河内)") and a space before punctuation
+    // ("viết là 河内.") — tidied only on lines where something was removed
+    const unbracketed = r.text.replace(/\(\s*\)|\[\s*\]/g, '');
+    counts.nonLatin += r.text.length - unbracketed.length;
+    const tidy = unbracketed.replace(/ {2,}/g, ' ').replace(/ +([.,;:!?…)\]])/g, '$1').trim();
+    counts.whitespace += unbracketed.length - tidy.length;
     return { text: tidy, heading: line.heading };
   });
 
