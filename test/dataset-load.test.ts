@@ -7,6 +7,7 @@ import path from 'node:path';
 import { prepareDataset } from '../src/data/prepare/prepare.ts';
 import { loadDataset } from '../src/data/dataset.ts';
 import type { Tokenizer } from '../src/tokenizer/types.ts';
+import type { Manifest } from '../src/data/types.ts';
 import { UserError } from '../src/util/errors.ts';
 
 const byteTokenizer: Tokenizer = {
@@ -33,10 +34,10 @@ function variant(edit: (dir: string) => void): string {
   edit(dir);
   return dir;
 }
-function editManifest(dir: string, f: (m: Record<string, any>) => void): void { // eslint-disable-line @typescript-eslint/no-explicit-any
+function editManifest(dir: string, f: (m: Manifest, raw: Record<string, unknown>) => void): void {
   const file = path.join(dir, 'manifest.json');
-  const m = JSON.parse(readFileSync(file, 'utf8'));
-  f(m);
+  const m = JSON.parse(readFileSync(file, 'utf8')) as Manifest;
+  f(m, m as unknown as Record<string, unknown>);
   writeFileSync(file, JSON.stringify(m));
 }
 function fails(fn: () => unknown, re: RegExp): void {
@@ -58,11 +59,11 @@ test('loadDataset: the good directory loads; splits are views into one read of e
 test('loadDataset: missing or invalid manifest and token files are UserErrors naming file and field', () => {
   fails(() => loadDataset(path.join(root, 'nope')), /nope\/manifest\.json: not found/);
   fails(() => loadDataset(variant((d) => writeFileSync(path.join(d, 'manifest.json'), '{"seed": 3,'))), /manifest\.json: invalid JSON/);
-  fails(() => loadDataset(variant((d) => editManifest(d, (m) => { delete m.tokenizerSha256; }))), /manifest\.json: field 'tokenizerSha256'/);
+  fails(() => loadDataset(variant((d) => editManifest(d, (_m, raw) => { delete raw.tokenizerSha256; }))), /manifest\.json: field 'tokenizerSha256'/);
   fails(() => loadDataset(variant((d) => editManifest(d, (m) => { m.buckets = [100, 50]; }))), /field 'buckets\[1\]' must be strictly ascending/);
   fails(() => loadDataset(variant((d) => editManifest(d, (m) => { m.splits.validation.sequences += 1; }))), /field 'bucketHistogram\.validation' sums to/);
   fails(() => loadDataset(variant((d) => editManifest(d, (m) => { m.files.test = '../x.bin'; }))), /field 'files\.test'/);
-  fails(() => loadDataset(variant((d) => editManifest(d, (m) => { m.paddingWaste = 'low'; }))), /field 'paddingWaste'/);
+  fails(() => loadDataset(variant((d) => editManifest(d, (_m, raw) => { raw.paddingWaste = 'low'; }))), /field 'paddingWaste'/);
   fails(() => loadDataset(variant((d) => rmSync(path.join(d, 'test.bin')))), /test\.bin: token file of split 'test' is missing/);
   fails(() => loadDataset(variant((d) => truncateSync(path.join(d, 'train.bin'), 10))), /train\.bin: 10 bytes, manifest says \d+/);
   // a row starting with <pad>, and a token count that disagrees with the manifest
