@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../src/config/index.ts';
 import { runTrainingLoop, type TrainLoopOptions } from '../src/train/loop.ts';
-import type { ReassignReason } from '../src/train/events.ts';
+import type { ReassignReason, WorkerResultEvent } from '../src/train/events.ts';
+import { buildLayout } from '../src/model/layout.ts';
 import { preparedData } from './dist-fixtures.ts';
 
 const root = mkdtempSync(path.join(tmpdir(), 'vilm-dist-exact-'));
@@ -68,8 +69,10 @@ test('2 threads, one killed mid-step: its task is requeued and the weights are t
 
 test('2 WebSocket workers in separate processes give the same weights', async () => {
   const workers: ChildProcess[] = [];
+  const traffic: WorkerResultEvent[] = [];
   const r = await run({
     remote: { host: '127.0.0.1', port: 0 }, minWorkers: 2,
+    observers: [{ onWorkerResult: (e) => traffic.push(e) }],
     hooks: {
       started: (fleet) => {
         for (const name of ['w1', 'w2']) workers.push(cli(['worker', '--connect', `ws://127.0.0.1:${fleet.remote!.port}`, '--name', name, '--retry', '5']));
@@ -77,6 +80,9 @@ test('2 WebSocket workers in separate processes give the same weights', async ()
     },
   });
   assert.equal(r.weightsSha256, ref);
+  // per worker and step: the weights went out (4 bytes a parameter), a gradient came back
+  const total = buildLayout(config.model).total;
+  assert.ok(traffic.length >= 6 && traffic.every((e) => e.transport === 'ws' && e.bytesSent >= 4 * total && e.bytesReceived > 0 && e.microShards > 0));
   // the coordinator said bye: the workers exit cleanly
   assert.deepEqual(await Promise.all(workers.map(exited)), [0, 0]);
 });

@@ -81,6 +81,8 @@ export class Scheduler {
   private wake: (() => void) | undefined;
   private nextTaskId = 1;
   private stopped = false;
+  /** per worker: bytes counted up to its last step */
+  private byteMark = new Map<string, { sent: number; received: number }>();
 
   constructor(private readonly opts: SchedulerOptions) {}
 
@@ -108,6 +110,7 @@ export class Scheduler {
     if (!s) return;
     s.gone = true;
     this.links.delete(id);
+    this.byteMark.delete(id);
     this.countsChanged();
     queueMicrotask(() => this.wake?.());
   }
@@ -160,7 +163,6 @@ export class Scheduler {
     let reassigned = 0;
     let firstIdle: number | undefined;
     let lastResult = t0;
-    const bytes0 = new Map<string, { sent: number; received: number }>();
     const isDone = () => covered(root, shards, (b) => done.has(blockKey(b)));
 
     const requeue = (block: Block, reason: ReassignReason) => {
@@ -201,8 +203,13 @@ export class Scheduler {
         const reduce = (performance.now() - r0) / 1000;
         for (const [id, st] of stats) {
           const s = this.links.get(id);
-          const b0 = bytes0.get(id);
-          if (s && b0) { const b = s.link.bytes(); st.bytesSent = b.sent - b0.sent; st.bytesReceived = b.received - b0.received; }
+          if (!s) continue;
+          // bytes since this worker's last counted step: the weights published after that step,
+          // this step's tasks and results
+          const b = s.link.bytes(), m = this.byteMark.get(id) ?? { sent: 0, received: 0 };
+          st.bytesSent = b.sent - m.sent;
+          st.bytesReceived = b.received - m.received;
+          this.byteMark.set(id, b);
         }
         resolve({
           root: sum, compute: (tEnd - t0) / 1000,
@@ -232,7 +239,6 @@ export class Scheduler {
         st.busy = true;
         if (!stats.has(st.link.id)) {
           stats.set(st.link.id, { id: st.link.id, transport: st.link.transport, microShards: 0, computeSeconds: 0, bytesSent: 0, bytesReceived: 0 });
-          bytes0.set(st.link.id, st.link.bytes());
         }
         const entry = { block, link: st, timer: undefined as NodeJS.Timeout | undefined, expired: false };
         if (Number.isFinite(this.opts.taskDeadlineMs)) {
@@ -255,6 +261,8 @@ export class Scheduler {
           } else {
             done.set(blockKey(block), resultToPartial(r));
             lastResult = performance.now();
+            // the first worker to run out of work: from here on the step waits for stragglers
+            if (firstIdle === undefined && queue.length === 0) firstIdle = lastResult;
             const s = stats.get(st.link.id)!;
             const [a, b] = [Math.min(block.index * 2 ** block.level, shards), Math.min((block.index + 1) * 2 ** block.level, shards)];
             s.microShards += b - a;
@@ -287,7 +295,6 @@ export class Scheduler {
         if (queue.length === 0 && inflight.size === 0 && !isDone()) {
           for (const b of planBlocks(shards, 1)) requeue(b, 'died');
         }
-        if (queue.length === 0 && firstIdle === undefined && [...this.links.values()].some((s) => !s.busy)) firstIdle = performance.now();
         if (this.links.size === 0) {
           if (this.stopped) { finished = true; reject(new NoWorkersError('stopped')); return; }
           if (!noWorkers) { noWorkers = true; this.opts.onNoWorkers?.(); }
