@@ -8,6 +8,7 @@ import {
   trainTokenizer, saveTokenizer, loadTokenizer, tokenizerFromJson, TokenizerFileError, BYTE_TO_CHAR, preTokenizeRegex,
   type Tokenizer,
 } from '../src/tokenizer/index.ts';
+import { forEachPiece } from '../src/tokenizer/bytelevel.ts';
 import { UserError } from '../src/util/errors.ts';
 import { Rng } from '../src/util/rng.ts';
 
@@ -61,6 +62,15 @@ function randomVietnamese(rng: Rng): string {
   }
   if (rng.int(3) === 0) s = s.trimEnd();
   return s.normalize('NFC');
+}
+
+/** Every kind of character the pre-tokenization pattern distinguishes (lone surrogates too). */
+const ATOMS = ['a', 'Đ', 'ệ', 'ư', 'x', '7', '٣', 'Ⅻ', '²', ' ', ' ', '  ', '\n', '\t', '\r\n', '\u00a0', '\u3000', '\u2028', '\u0085', '\ufeff',
+  "'", "'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", '.', ',', '…', '—', '"', '(', '👋', '🏽', '𝐀', '\ud800', '\udc00', '世', 'ـ', '\u0301'];
+function randomAtoms(rng: Rng): string {
+  let s = '';
+  for (let k = 1 + rng.int(12); k > 0; k--) s += ATOMS[rng.int(ATOMS.length)];
+  return s;
 }
 
 let trained: Awaited<ReturnType<typeof trainTokenizer>>;
@@ -121,7 +131,7 @@ test('the tokenizers package loads the file, encodes to the same ids and decodes
   const ref = hf.Tokenizer.fromFile(tokFile);
   assert.equal(ref.getVocabSize(true), tok.vocabSize);
   const rng = new Rng(11);
-  const inputs = [...FIXTURES, ...Array.from({ length: 200 }, () => randomVietnamese(rng)),
+  const inputs = [...FIXTURES, ...Array.from({ length: 200 }, () => randomVietnamese(rng)), ...Array.from({ length: 200 }, () => randomAtoms(rng)),
     '  hai  khoảng   trắng ', "We're here, it's 'nó' — they've gone; I'm, you'll, he'd", 'a\u0085b\ufeffc d\u2028e\u3000f', 'xin chào 👋🏽 世界 ١٢٣',
     'văn bản có <bos> và <eos> ở giữa<pad>'];
   for (const s of inputs) {
@@ -134,10 +144,20 @@ test('the tokenizers package loads the file, encodes to the same ids and decodes
   assert.equal(tok.decode([1, ...tok.encode('Việt'), 2, 0, 0]), 'Việt');
 });
 
-test('pre-tokenizer: pieces cover the text, a space sticks to the next word', () => {
+test('pre-tokenizer: the scanner gives exactly the GPT-2 regex pieces; a space sticks to the next word', () => {
   const re = preTokenizeRegex();
+  const pieces = (s: string) => { const a: string[] = []; forEachPiece(s, (p) => a.push(p)); return a; };
   assert.deepEqual('Xin  chào, Việt Nam 2024!\n\n  Hà'.match(re),
     ['Xin', ' ', ' chào', ',', ' Việt', ' Nam', ' 2024', '!', '\n\n ', ' Hà']);
+  // random strings over every kind of character the pattern distinguishes
+  const rng = new Rng(5);
+  for (let i = 0; i < 2000; i++) {
+    const s = randomAtoms(rng);
+    const want = s.match(re) ?? [];
+    assert.deepEqual(pieces(s), want, JSON.stringify(s));
+    assert.equal(want.join(''), s);
+  }
+  for (const s of [...FIXTURES, ...corpus(1)]) assert.deepEqual(pieces(s), s.match(re));
 });
 
 test('training is deterministic and independent of document order', async () => {

@@ -14,7 +14,7 @@
  *    back with its current count, and pairs made with the new token are pushed once per merge.
  */
 import { UserError } from '../util/errors.js';
-import { BYTE_TO_CHAR, forEachPiece, preTokenizeRegex, splitSpecials } from './bytelevel.js';
+import { BYTE_TO_CHAR, forEachPiece, splitSpecials } from './bytelevel.js';
 import { pairKey, MAX_VOCAB_IDS, type BpeModel, type SpecialToken } from './bpe.js';
 import { SPECIAL_TOKENS } from './json.js';
 
@@ -93,10 +93,9 @@ class PairHeap {
 
 /** Count pre-tokenized words over all texts. */
 async function countWords(texts: AsyncIterable<string> | Iterable<string>, specials: SpecialToken[], opts: TrainOptions, stats: TrainStats): Promise<Map<string, number>> {
-  const re = preTokenizeRegex();
   const counts = new Map<string, number>();
   const onPiece = (p: string) => { counts.set(p, (counts.get(p) ?? 0) + 1); stats.words++; };
-  const onText = (t: string) => forEachPiece(t, re, onPiece);
+  const onText = (t: string) => forEachPiece(t, onPiece);
   const onSpecial = () => { stats.tokens++; };
   for await (const text of texts) {
     if (typeof text !== 'string') throw new UserError(`tokenizer train: text ${stats.texts + 1} is not a string`);
