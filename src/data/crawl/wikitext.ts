@@ -47,7 +47,7 @@ const REDIRECT_RE = /^\s*#\s*(redirect|đổi|chuyển|đổi hướng)\b/iu;
 
 /** True for a redirect page's wikitext (`#REDIRECT [[…]]`, `#đổi [[…]]`). */
 export function isRedirect(wikitext: string): boolean {
-  return REDIRECT_RE.test(wikitext.normalize('NFC'));
+  return REDIRECT_RE.test(wikitext.slice(0, 40).normalize('NFC'));
 }
 
 /** Convert one page of wikitext to plain text with `== heading ==` lines. Redirects give ''. */
@@ -231,8 +231,9 @@ function decodeEntities(s: string): string {
 function tidyLines(s: string): string {
   const out: string[] = [];
   for (const raw of s.split('\n')) {
+    // after this, runs of blanks are single spaces, so the patterns below can use ' ' instead of \s*
     let line = raw.replace(/[ \t\u00a0]+/g, ' ').trim();
-    const h = /^(={1,6})\s*(.*?)\s*\1$/.exec(line);
+    const h = line.charCodeAt(0) === 61 /* = */ ? /^(={1,6}) ?(.*?) ?\1$/.exec(line) : null;
     if (h) {
       if (h[2] === '') continue;
       line = `${h[1]} ${h[2]} ${h[1]}`;
@@ -240,14 +241,15 @@ function tidyLines(s: string): string {
       line = line.replace(/^([*#:;]\s*)+/, ''); // also "; : …" left when a term was a template
       if (/^-{4,}$/.test(line)) continue;
       if (/^[|!}{]/.test(line)) continue; // table/template debris from unbalanced markup
-      line = line
-        // leftovers of removed templates: "x , y" → "x, y"; "(a; )" → "(a)"; "( ; b)" → "(b)"; "( )" → ""
-        .replace(/\s+([,.;:])/g, '$1')
-        .replace(/[,;]\s*\)/g, ')')
-        .replace(/\(\s*[,;]\s*/g, '(')
-        .replace(/\s*\(\s*:?\s*\)/g, '')
-        .replace(/ {2,}/g, ' ')
-        .trim();
+      // leftovers of removed templates: "x , y" → "x, y"; "(a; )" → "(a)"; "( ; b)" → "(b)"; "( )" → ""
+      line = line.replace(/ ([,.;:])/g, '$1');
+      if (line.includes('(')) {
+        line = line
+          .replace(/[,;] ?\)/g, ')')
+          .replace(/\( ?[,;] ?/g, '(')
+          .replace(/ ?\( ?:? ?\)/g, '')
+          .trim();
+      }
     }
     if (line === '') {
       if (out.length > 0 && out[out.length - 1] !== '') out.push('');
