@@ -96,7 +96,7 @@ test('titles file: batches, redirects followed, missing and non-article pages sk
   const titlesFile = path.join(dir, 'titles.txt');
   writeFileSync(titlesFile, ['Sông Hồng', '', 'Sông Đà', 'Hồng Hà', 'Sông Không Có', 'Sông Đà', CATEGORY, 'Sông Mã', 'Sông Cả\r'].join('\n'));
   // request 2: 429 with Retry-After; request 4: 500; both succeed on retry
-  faults.set(2, (res) => { res.writeHead(429, { 'retry-after': '1' }); res.end('slow down'); });
+  faults.set(2, (res) => { res.writeHead(429, { 'retry-after': '0' }); res.end('slow down'); });
   faults.set(4, (res) => { res.writeHead(500); res.end('oops'); });
   const out = path.join(dir, 'titles.jsonl');
   const s = await crawlApi({ api: api(), titlesFile, out, batchSize: 2, ...fast });
