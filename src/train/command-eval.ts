@@ -2,7 +2,7 @@
  * `vilm eval --checkpoint RUN --in FILE.jsonl [--json]` and `vilm eval --checkpoint RUN --ids '[…]'`.
  * The scoring rules (windows, specials, bits per byte) are documented in ./eval.ts.
  */
-import { statSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { defineCommand } from '../cli/define.js';
 import type { BackendName } from '../backend/types.js';
 import { cleanText } from '../data/clean/index.js';
@@ -47,11 +47,27 @@ export async function openCheckpoint(pathOrRunDir: string, backend: BackendName)
   return { ck, ...(await openModel(ck, pathOrRunDir, backend)) };
 }
 
-async function* cleanedTexts(file: string, onDoc: (rawChars: number) => void): AsyncGenerator<string> {
+async function* cleanedTexts(file: string, onDoc: () => void): AsyncGenerator<string> {
   for await (const doc of readCorpus(file)) {
-    onDoc(doc.text.length);
+    onDoc();
     yield cleanText(doc.text).text;
   }
+}
+
+/** Non-blank lines of a file (streamed), i.e. the JSONL documents; a one-line error if unreadable. */
+async function countLines(file: string): Promise<number> {
+  let n = 0, blank = true;
+  try {
+    for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) {
+      for (let i = 0; i < chunk.length; i++) {
+        const c = chunk[i];
+        if (c === 10) { if (!blank) n++; blank = true; } else if (c !== 32 && c !== 13 && c !== 9) blank = false;
+      }
+    }
+  } catch (e) {
+    throw new UserError(`${file}: cannot open (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+  return blank ? n : n + 1;
 }
 
 export const evalCommand = defineCommand({
@@ -71,10 +87,8 @@ export const evalCommand = defineCommand({
     const ck = loadCheckpoint(a.checkpoint);
     // check the inputs before starting the backend
     const ids = a.ids !== undefined ? parseIds(a.ids, ck.config.model.vocab_size, ck.config.model.max_len) : undefined;
-    let size = 0;
-    if (a.in !== undefined) {
-      try { size = statSync(a.in).size; } catch (e) { throw new UserError(`${a.in}: cannot open (${(e as NodeJS.ErrnoException).code ?? String(e)})`); }
-    }
+    // documents in the file (non-empty lines), for the progress bar
+    const lines = a.in !== undefined ? await countLines(a.in) : 0;
     const { model, tokenizer } = await openModel(ck, a.checkpoint, a.backend);
     try {
       if (ids !== undefined) {
@@ -84,9 +98,9 @@ export const evalCommand = defineCommand({
         return;
       }
       const file = a.in!;
-      const bar = progress('eval', size, 'bytes');
-      let seen = 0, docs = 0;
-      const r = await evaluateDocuments(model, ck.weights, tokenizer, cleanedTexts(file, (n) => { seen += n; docs++; bar.update(Math.min(seen, size)); }), {
+      const bar = progress('eval', lines, 'documents');
+      let docs = 0;
+      const r = await evaluateDocuments(model, ck.weights, tokenizer, cleanedTexts(file, () => { bar.update(++docs); }), {
         maxBatchTokens: ck.config.train.max_micro_batch_tokens,
       });
       bar.stop(`${docs} documents, ${r.tokens} tokens`);
