@@ -79,3 +79,15 @@ test('bad sampling flags are user errors naming the flag', () => {
   assert.throws(() => checkSampleOptions({ maxTokens: -2 }), /--max-tokens/);
   checkSampleOptions({ temperature: 0, topK: 40, topP: 0.95, maxTokens: 64 });
 });
+
+test('top-k selection matches the first k of a full sort, ties by lower id', () => {
+  const rng = new Rng(9);
+  // rounded values make many ties
+  const logits = Float32Array.from({ length: 3000 }, () => Math.round(rng.normal() * 4) / 2);
+  const full = filterLogits(logits, { topK: 0 }, 5);
+  for (const k of [1, 7, 40, 500, 2999]) {
+    const c = filterLogits(logits, { topK: k }, 5);
+    assert.deepEqual(c.ids, full.ids.slice(0, k), `k=${k}`);
+    assert.ok(!c.ids.includes(5));
+  }
+});

@@ -63,12 +63,16 @@ export function filterLogits(logits: ArrayLike<number>, opts: SampleOptions, exc
   const T = opts.temperature ?? 1;
   if (!(T > 0)) throw new Error('filterLogits: temperature must be > 0 (use argmax for greedy)');
   const V = logits.length;
-  const ids: number[] = [];
-  for (let i = 0; i < V; i++) if (i !== exclude && !Number.isNaN(logits[i])) ids.push(i);
-  // most likely first; ties by id so the order (and the draw) is deterministic
-  ids.sort((a, b) => (logits[b] - logits[a]) || (a - b));
   const k = opts.topK ?? 0;
-  if (k > 0 && k < ids.length) ids.length = k;
+  let ids: number[];
+  if (k > 0 && k < V) {
+    ids = topKIds(logits, k, exclude);
+  } else {
+    ids = [];
+    for (let i = 0; i < V; i++) if (i !== exclude && !Number.isNaN(logits[i])) ids.push(i);
+    // most likely first; ties by id so the order (and the draw) is deterministic
+    ids.sort((a, b) => (logits[b] - logits[a]) || (a - b));
+  }
   const max = logits[ids[0]];
   const probs = ids.map((i) => Math.exp((logits[i] - max) / T));
   let z = 0;
@@ -83,6 +87,24 @@ export function filterLogits(logits: ArrayLike<number>, opts: SampleOptions, exc
     for (let j = 0; j < keep; j++) probs[j] /= mass;
   }
   return { ids, probs };
+}
+
+/**
+ * The k largest logits' ids, most likely first, ties by lower id (the same order as a full sort,
+ * without sorting the whole vocabulary: one pass, inserting into a k-long sorted list).
+ */
+function topKIds(logits: ArrayLike<number>, k: number, exclude: number): number[] {
+  const ids: number[] = [];
+  const vals: number[] = [];
+  for (let i = 0; i < logits.length; i++) {
+    const v = logits[i];
+    if (i === exclude || Number.isNaN(v)) continue;
+    if (ids.length === k && v <= vals[k - 1]) continue; // not better than the k-th (equal: lower id wins)
+    let j = ids.length === k ? k - 1 : ids.length;
+    while (j > 0 && vals[j - 1] < v) { ids[j] = ids[j - 1]; vals[j] = vals[j - 1]; j--; }
+    ids[j] = i; vals[j] = v;
+  }
+  return ids;
 }
 
 /** Draw the next token id from `logits` (greedy when temperature is 0). */
