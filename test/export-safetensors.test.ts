@@ -8,6 +8,9 @@ import { loadConfig, type RunConfig } from '../src/config/index.ts';
 import { buildLayout, initParams } from '../src/model/layout.ts';
 import { createOptimizer } from '../src/optim/index.ts';
 import { saveCheckpoint, type Checkpoint } from '../src/train/checkpoint.ts';
+import { initBackend } from '../src/backend/index.ts';
+import { createModel } from '../src/model/model.ts';
+import { writeFileSync } from 'node:fs';
 import { exportSafetensors, transpose2d } from '../src/export/index.ts';
 
 const base = loadConfig('configs/test.yaml');
@@ -129,4 +132,83 @@ test('export of a missing checkpoint fails with one line', () => {
   assert.equal(r.status, 1);
   assert.match(r.stderr.trim(), /^vilm: \/nonexistent\/run: no such checkpoint or run directory/);
   assert.equal(r.stderr.trim().split('\n').length, 1);
+});
+
+/**
+ * An independent forward pass in NumPy that reads ONLY the exported files (config.json keys and
+ * the [out, in] tensors, y = x·Wᵀ as in PyTorch): its logits must match vilm's. This is what
+ * "loads outside vilm" means in practice.
+ */
+const FORWARD_PY = String.raw`
+import json, math, struct, sys
+import numpy as np
+d = sys.argv[1]
+cfg = json.load(open(d + '/config.json'))
+raw = open(d + '/model.safetensors', 'rb').read()
+(n,) = struct.unpack('<Q', raw[:8]); hdr = json.loads(raw[8:8 + n]); hdr.pop('__metadata__', None); buf = raw[8 + n:]
+W = {k: np.frombuffer(buf[v['data_offsets'][0]:v['data_offsets'][1]], dtype='<f4').reshape(v['shape']).astype(np.float64) for k, v in hdr.items()}
+ids = json.loads(sys.argv[2]); T = len(ids)
+D, H = cfg['d_model'], cfg['n_heads']; dk = D // H
+def norm(x, p):
+    if cfg['norm'] == 'layernorm': x = x - x.mean(-1, keepdims=True)
+    y = x / np.sqrt((x * x).mean(-1, keepdims=True) + cfg['norm_eps']) * W[p + '.weight']
+    return y + W[p + '.bias'] if cfg['norm'] == 'layernorm' else y
+def lin(x, p):
+    y = x @ W[p + '.weight'].T
+    return y + W[p + '.bias'] if cfg['bias'] else y
+def act(u):
+    a = cfg['activation']
+    if a == 'relu': return np.maximum(u, 0)
+    if a == 'gelu': return 0.5 * u * (1 + np.vectorize(math.erf)(u / math.sqrt(2)))
+    return 0.5 * u * (1 + np.tanh(math.sqrt(2 / math.pi) * (u + 0.044715 * u ** 3)))
+def rope(x):  # x [T, H, dk]
+    half = dk // 2
+    inv = cfg['rope_theta'] ** (-2 * np.arange(half) / dk)
+    ang = np.arange(T)[:, None] * inv[None, :]; c, s = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
+    if cfg['rope_style'] == 'rotate_half': a, b = x[..., :half], x[..., half:]
+    else: a, b = x[..., 0::2], x[..., 1::2]
+    ra, rb = a * c - b * s, b * c + a * s
+    out = np.empty_like(x)
+    if cfg['rope_style'] == 'rotate_half': out[..., :half], out[..., half:] = ra, rb
+    else: out[..., 0::2], out[..., 1::2] = ra, rb
+    return out
+x = W['tok_embeddings.weight'][ids]
+mask = np.triu(np.full((T, T), -np.inf), 1)
+for i in range(cfg['n_layers']):
+    p = 'layers.%d' % i
+    h = norm(x, p + '.attention_norm')
+    q = rope(lin(h, p + '.attention.wq').reshape(T, H, dk)); k = rope(lin(h, p + '.attention.wk').reshape(T, H, dk))
+    v = lin(h, p + '.attention.wv').reshape(T, H, dk)
+    att = np.einsum('thd,shd->hts', q, k) / math.sqrt(dk) + mask
+    att = np.exp(att - att.max(-1, keepdims=True)); att /= att.sum(-1, keepdims=True)
+    x = x + lin(np.einsum('hts,shd->thd', att, v).reshape(T, D), p + '.attention.wo')
+    x = x + lin(act(lin(norm(x, p + '.ffn_norm'), p + '.feed_forward.w1')), p + '.feed_forward.w2')
+logits = norm(x, 'norm') @ W['output.weight'].T
+ours = np.fromfile(sys.argv[3], dtype='<f4').reshape(T, -1)
+print(json.dumps({'maxDiff': float(np.abs(logits - ours).max()), 'maxAbs': float(np.abs(logits).max())}))
+`;
+
+test('a NumPy forward pass over the exported files reproduces vilm\'s logits', { skip: hasNumpy ? false : 'python3 with numpy not found' }, async () => {
+  await initBackend('wasm');
+  const ids = [1, 40, 300, 7, 7, 511, 99, 2, 150, 260, 3];
+  const variants: RunConfig[] = [
+    base,
+    { ...base, model: { ...base.model, norm: 'rmsnorm', activation: 'relu', rope_style: 'interleaved', bias: true, tie_embeddings: true } },
+  ];
+  for (const cfg of variants) {
+    const dir = mkdtempSync(path.join(tmpdir(), 'vilm-export-fwd-'));
+    const ck = checkpointFor(cfg);
+    // give norms and biases non-trivial values so they matter
+    const layout = buildLayout(cfg.model);
+    for (const p of layout.params) if (p.kind === 'norm' || p.kind === 'bias') for (let i = 0; i < p.size; i++) ck.weights[p.offset + i] = (p.kind === 'norm' ? 1 : 0) + 0.1 * Math.sin(i + p.offset);
+    await exportSafetensors(ck, dir);
+    const model = createModel(cfg.model);
+    const logits = model.forwardLogits(ck.weights, ids, 1, ids.length);
+    model.dispose();
+    writeFileSync(path.join(dir, 'ours.f32'), new Uint8Array(logits.buffer, logits.byteOffset, logits.byteLength));
+    const r = JSON.parse(execFileSync('python3', ['-c', FORWARD_PY, dir, JSON.stringify(ids), path.join(dir, 'ours.f32')], { encoding: 'utf8' })) as { maxDiff: number; maxAbs: number };
+    assert.ok(r.maxAbs > 0.01, `logits should not be trivial (${r.maxAbs})`);
+    assert.ok(r.maxDiff < 1e-4 * Math.max(1, r.maxAbs), `${cfg.model.norm}/${cfg.model.rope_style}: max |numpy − vilm| = ${r.maxDiff} (max |logit| ${r.maxAbs})`);
+    rmSync(dir, { recursive: true });
+  }
 });
