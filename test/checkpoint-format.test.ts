@@ -151,3 +151,20 @@ test('tensor sizes are checked against the layout of the checkpoint\'s own confi
   // and encoding refuses weights that do not fit the config
   assert.throws(() => encodeCheckpoint({ ...makeCheckpoint(1), weights: new Float32Array(10) }), /layout needs/);
 });
+
+test('saves started back to back (not awaited) all land, in order, and the caller may reuse its arrays at once', async () => {
+  const dir = tmp();
+  const ck = makeCheckpoint(1);
+  const sha1 = weightsSha256(ck.weights);
+  const p1 = saveCheckpoint(dir, ck);
+  ck.weights.fill(0); // encoded already: must not affect the first save
+  const p2 = saveCheckpoint(dir, { ...makeCheckpoint(2) });
+  const [r1, r2] = await Promise.all([p1, p2]);
+  assert.equal(r1.file, r2.file);
+  assert.equal(loadCheckpoint(dir).step, 2);
+  const prev = loadCheckpoint(path.join(dir, PREVIOUS_CHECKPOINT_FILE));
+  assert.equal(prev.step, 1);
+  assert.equal(weightsSha256(prev.weights), sha1);
+  assert.deepEqual(readdirSync(dir).sort(), [CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE].sort());
+  rmSync(dir, { recursive: true });
+});

@@ -229,11 +229,30 @@ export function loadCheckpoint(pathOrRunDir: string): Checkpoint {
 
 /**
  * Write RUN/checkpoint.vilm atomically, keeping the previous one as RUN/checkpoint.prev.vilm.
- * Returns the file, its size and the seconds taken (encode + write + fsync + rename).
+ * Returns the file, its size and the seconds taken (encode + write + fsync + rename, excluding
+ * any wait for an earlier save to the same directory). The
+ * checkpoint is encoded before this returns, so the caller may keep training on its arrays.
  */
-export async function saveCheckpoint(runDir: string, ck: Checkpoint): Promise<SaveResult> {
+export function saveCheckpoint(runDir: string, ck: Checkpoint): Promise<SaveResult> {
+  // encode now (the caller may change its arrays after this call returns), write in turn: saves
+  // to one directory run one after another, so a later save never removes an earlier one's temp
   const t0 = performance.now();
-  const bytes = encodeCheckpoint(ck);
+  let bytes: Buffer;
+  try { bytes = encodeCheckpoint(ck); } catch (e) { return Promise.reject(e); }
+  const encodeMs = performance.now() - t0;
+  const key = path.resolve(runDir);
+  const prevSave = saving.get(key) ?? Promise.resolve();
+  const done = prevSave.catch(() => undefined).then(() => writeCheckpoint(runDir, bytes, encodeMs));
+  saving.set(key, done);
+  void done.finally(() => { if (saving.get(key) === done) saving.delete(key); }).catch(() => undefined);
+  return done;
+}
+
+/** In-flight saves per run directory (resolved path). */
+const saving = new Map<string, Promise<SaveResult>>();
+
+async function writeCheckpoint(runDir: string, bytes: Buffer, encodeMs: number): Promise<SaveResult> {
+  const t0 = performance.now() - encodeMs; // seconds reported: encode + write, not the wait in the queue
   await fsp.mkdir(runDir, { recursive: true });
   const target = path.join(runDir, CHECKPOINT_FILE);
   const prev = path.join(runDir, PREVIOUS_CHECKPOINT_FILE);
