@@ -160,6 +160,24 @@ test('pre-tokenizer: the scanner gives exactly the GPT-2 regex pieces; a space s
   for (const s of [...FIXTURES, ...corpus(1)]) assert.deepEqual(pieces(s), s.match(re));
 });
 
+test('long pieces: the heap merge equals the rescanning merge, and the tokenizers package agrees', async () => {
+  const tok = loadTokenizer(tokFile) as unknown as { mergeShort(b: Uint8Array): number[]; mergeLong(b: Uint8Array): number[]; encode(s: string): number[]; decode(ids: number[]): string };
+  const rng = new Rng(9);
+  const words = corpus(1).join(' ').split(/\s+/);
+  for (let i = 0; i < 300; i++) {
+    const w = words[rng.int(words.length)].repeat(1 + rng.int(4)) + (rng.int(2) ? 'aaaa'.repeat(rng.int(5)) : '');
+    const b = Buffer.from(w, 'utf8');
+    assert.deepEqual(tok.mergeLong(b), tok.mergeShort(b), w);
+  }
+  const ref = hf.Tokenizer.fromFile(tokFile);
+  const long = ['-'.repeat(5000), 'a'.repeat(3001), 'nghiêng'.repeat(400), '1234567890'.repeat(300), ' ' + 'ư'.repeat(2000) + '.'];
+  for (const s of long) {
+    const ids = tok.encode(s);
+    assert.equal(tok.decode(ids), s);
+    assert.deepEqual((await ref.encode(s)).getIds(), ids, s.slice(0, 20));
+  }
+});
+
 test('training is deterministic and independent of document order', async () => {
   const docs = corpus(3);
   const a = await trainTokenizer(docs, { vocabSize: 450 });

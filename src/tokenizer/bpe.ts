@@ -160,11 +160,18 @@ export class BpeTokenizer implements Tokenizer {
 
   /**
    * BPE on one pre-tokenized piece: start from its UTF-8 bytes, repeatedly merge the adjacent pair
-   * with the lowest merge rank (all its non-overlapping occurrences, left to right). This is the
-   * same result as applying the merges in training order, and as Hugging Face's BPE model.
+   * with the lowest merge rank (its occurrences left to right). This is the same result as applying
+   * the merges in training order, and as Hugging Face's BPE model. Short pieces (nearly all) rescan
+   * the word per merge; long ones use a heap so a pathological piece (a 100 kB run of dashes) is
+   * O(n log n), not O(n²).
    */
   encodeWord(piece: string): number[] {
     const bytes = Buffer.from(piece, 'utf8');
+    return bytes.length <= 48 ? this.mergeShort(bytes) : this.mergeLong(bytes);
+  }
+
+  /** Rescan-per-merge BPE (fast for short words). Public for the tests, which compare both. */
+  mergeShort(bytes: Uint8Array): number[] {
     const w: number[] = new Array(bytes.length);
     for (let i = 0; i < bytes.length; i++) w[i] = this.byteIds[bytes[i]];
     while (w.length > 1) {
@@ -184,6 +191,63 @@ export class BpeTokenizer implements Tokenizer {
       w.length = j;
     }
     return w;
+  }
+
+  /**
+   * Heap BPE: symbols in a linked list, candidate pairs in a min-heap keyed (rank, position), so the
+   * lowest-ranked pair is merged first and, within a rank, the leftmost. Entries that went stale
+   * (a neighbour merged away) are skipped when popped. Public for the tests.
+   */
+  mergeLong(bytes: Uint8Array): number[] {
+    const n = bytes.length;
+    const id = new Int32Array(n), next = new Int32Array(n), prev = new Int32Array(n);
+    for (let i = 0; i < n; i++) { id[i] = this.byteIds[bytes[i]]; next[i] = i + 1; prev[i] = i - 1; }
+    const POS = 2 ** 26; // key = rank * 2^26 + position (pieces are far below 64 M bytes)
+    const heap: number[] = [];
+    const push = (k: number) => {
+      heap.push(k);
+      let i = heap.length - 1;
+      while (i > 0) { const p = (i - 1) >> 1; if (heap[p] <= k) break; heap[i] = heap[p]; i = p; }
+      heap[i] = k;
+    };
+    const pop = (): number => {
+      const top = heap[0], last = heap.pop()!;
+      if (heap.length > 0) {
+        let i = 0;
+        for (;;) {
+          const l = 2 * i + 1, r = l + 1;
+          let m = l < heap.length && heap[l] < last ? l : -1;
+          if (r < heap.length && heap[r] < (m < 0 ? last : heap[m])) m = r;
+          if (m < 0) break;
+          heap[i] = heap[m]; i = m;
+        }
+        heap[i] = last;
+      }
+      return top;
+    };
+    const candidate = (pos: number) => {
+      const nx = next[pos];
+      if (nx >= n) return;
+      const r = this.mergeRank.get(pairKey(id[pos], id[nx]));
+      if (r !== undefined) push(r * POS + pos);
+    };
+    for (let i = 0; i + 1 < n; i++) candidate(i);
+    while (heap.length > 0) {
+      const k = pop();
+      const rank = Math.floor(k / POS), pos = k - rank * POS;
+      if (id[pos] < 0) continue; // merged into its left neighbour
+      const nx = next[pos];
+      if (nx >= n || this.mergeRank.get(pairKey(id[pos], id[nx])) !== rank) continue; // stale
+      id[pos] = this.mergeResult[rank];
+      id[nx] = -1;
+      next[pos] = next[nx];
+      if (next[nx] < n) prev[next[nx]] = pos;
+      if (prev[pos] >= 0) candidate(prev[pos]);
+      candidate(pos);
+    }
+    const out: number[] = [];
+    for (let i = 0; i < n; i = next[i]) out.push(id[i]);
+    return out;
   }
 
   /** Text of the ids (special tokens dropped); bytes that are not valid UTF-8 become U+FFFD. */
