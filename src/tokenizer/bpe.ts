@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { UserError } from '../util/errors.js';
 import type { Tokenizer } from './types.js';
 import { BYTE_TO_CHAR, pieceEnd, splitSpecials, tokenStringToBytes } from './bytelevel.js';
+import { SpanTable } from './spantable.js';
 
 /** A special (added) token: matched literally in the input, dropped by decode. */
 export interface SpecialToken { content: string; id: number }
@@ -23,57 +24,6 @@ export const MAX_VOCAB_IDS = PAIR_SHIFT;
 
 /** Above this many cached words the per-word cache is cleared (bounds memory on huge inputs). */
 const CACHE_LIMIT = 1_000_000;
-
-/**
- * Piece → ids cache looked up by a span of the text, so a hit allocates nothing (a `Map<string>`
- * would need a substring per piece, which was most of the encoder's time). Open addressing on an
- * FNV-1a hash of the UTF-16 code units, linear probing, kept at most half full.
- */
-class PieceCache {
-  private slots = new Int32Array(1 << 16); // entry index + 1, 0 = empty
-  private hashes: number[] = [];
-  private keys: string[] = [];
-  private vals: number[][] = [];
-  get size(): number { return this.keys.length; }
-
-  private static hash(text: string, s: number, e: number): number {
-    let h = 0x811c9dc5;
-    for (let i = s; i < e; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-    return h | 0;
-  }
-
-  get(text: string, s: number, e: number): number[] | undefined {
-    const h = PieceCache.hash(text, s, e);
-    const mask = this.slots.length - 1;
-    for (let slot = h & mask; ; slot = (slot + 1) & mask) {
-      const k = this.slots[slot];
-      if (k === 0) return undefined;
-      const key = this.keys[k - 1];
-      if (this.hashes[k - 1] === h && key.length === e - s && text.startsWith(key, s)) return this.vals[k - 1];
-    }
-  }
-
-  set(key: string, ids: number[]): void {
-    if (2 * (this.keys.length + 1) > this.slots.length) this.grow();
-    this.keys.push(key);
-    this.vals.push(ids);
-    const h = PieceCache.hash(key, 0, key.length);
-    this.hashes.push(h);
-    this.place(h, this.keys.length);
-  }
-
-  private place(h: number, entry: number): void {
-    const mask = this.slots.length - 1;
-    let slot = h & mask;
-    while (this.slots[slot] !== 0) slot = (slot + 1) & mask;
-    this.slots[slot] = entry;
-  }
-
-  private grow(): void {
-    this.slots = new Int32Array(this.slots.length * 2);
-    for (let i = 0; i < this.keys.length; i++) this.place(this.hashes[i], i + 1);
-  }
-}
 
 export const sha256Hex = (data: string | Uint8Array): string => createHash('sha256').update(data).digest('hex');
 
@@ -99,7 +49,9 @@ export class BpeTokenizer implements Tokenizer {
   /** raw bytes of every id (empty for specials) */
   private readonly idBytes: Uint8Array[];
   private readonly isSpecial: Uint8Array;
-  private cache = new PieceCache();
+  /** per-word cache: piece → its ids (`cacheIds[entry]`), looked up by span of the text */
+  private cache = new SpanTable();
+  private cacheIds: number[][] = [];
 
   constructor(model: BpeModel, sha256: string) {
     this.model = model;
@@ -142,16 +94,17 @@ export class BpeTokenizer implements Tokenizer {
   }
 
   private encodeOrdinary(text: string, out: number[]): void {
-    const cache = this.cache;
     let s = 0;
     while (s < text.length) {
       const e = pieceEnd(text, s);
-      let ids = cache.get(text, s, e);
-      if (ids === undefined) {
+      const k = this.cache.find(text, s, e);
+      let ids: number[];
+      if (k >= 0) ids = this.cacheIds[k];
+      else {
         const piece = text.slice(s, e);
         ids = this.encodeWord(piece);
-        if (cache.size >= CACHE_LIMIT) this.cache = new PieceCache();
-        this.cache.set(piece, ids);
+        if (this.cache.size >= CACHE_LIMIT) { this.cache = new SpanTable(); this.cacheIds = []; }
+        this.cacheIds[this.cache.insert(piece)] = ids;
       }
       for (let i = 0; i < ids.length; i++) out.push(ids[i]);
       s = e;

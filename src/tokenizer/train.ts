@@ -2,7 +2,7 @@
  * Byte-level BPE training. Written here because the `tokenizers` npm package's `train()` takes no
  * trainer options (it always trains 30,000 tokens), and we need an exact vocabulary size.
  *
- * 1. Count words: every text is split on special tokens and pre-tokenized with the GPT-2 regex;
+ * 1. Count words: every text is split on special tokens and pre-tokenized with the GPT-2 pattern (bytelevel.ts pieceEnd);
  *    each distinct piece ("word") is kept once with its frequency.
  * 2. Each word starts as its UTF-8 bytes (ids 3..258). Count every adjacent pair, weighted by the
  *    word's frequency, and remember which words contain each pair.
@@ -14,7 +14,8 @@
  *    back with its current count, and pairs made with the new token are pushed once per merge.
  */
 import { UserError } from '../util/errors.js';
-import { BYTE_TO_CHAR, forEachPiece, splitSpecials } from './bytelevel.js';
+import { BYTE_TO_CHAR, pieceEnd, splitSpecials } from './bytelevel.js';
+import { SpanTable } from './spantable.js';
 import { pairKey, MAX_VOCAB_IDS, type BpeModel, type SpecialToken } from './bpe.js';
 import { SPECIAL_TOKENS } from './json.js';
 
@@ -91,11 +92,21 @@ class PairHeap {
   }
 }
 
-/** Count pre-tokenized words over all texts. */
-async function countWords(texts: AsyncIterable<string> | Iterable<string>, specials: SpecialToken[], opts: TrainOptions, stats: TrainStats): Promise<Map<string, number>> {
-  const counts = new Map<string, number>();
-  const onPiece = (p: string) => { counts.set(p, (counts.get(p) ?? 0) + 1); stats.words++; };
-  const onText = (t: string) => forEachPiece(t, onPiece);
+/** Count pre-tokenized words over all texts: the distinct words and their frequencies. */
+async function countWords(texts: AsyncIterable<string> | Iterable<string>, specials: SpecialToken[], opts: TrainOptions, stats: TrainStats): Promise<{ words: string[]; counts: number[] }> {
+  const table = new SpanTable(); // word → entry, looked up by span (no substring for a known word)
+  const counts: number[] = [];
+  const onText = (t: string) => {
+    let s = 0;
+    while (s < t.length) {
+      const e = pieceEnd(t, s);
+      const k = table.find(t, s, e);
+      if (k >= 0) counts[k]++;
+      else counts[table.insert(t.slice(s, e))] = 1;
+      stats.words++;
+      s = e;
+    }
+  };
   const onSpecial = () => { stats.tokens++; };
   for await (const text of texts) {
     if (typeof text !== 'string') throw new UserError(`tokenizer train: text ${stats.texts + 1} is not a string`);
@@ -105,7 +116,7 @@ async function countWords(texts: AsyncIterable<string> | Iterable<string>, speci
     splitSpecials(text, specials, onText, onSpecial);
     if (opts.onProgress && stats.texts % 1000 === 0) opts.onProgress('count', stats.texts);
   }
-  return counts;
+  return { words: table.keys, counts };
 }
 
 /** Train a byte-level BPE model with exactly `opts.vocabSize` tokens (specials included). */
@@ -118,7 +129,7 @@ export async function trainModel(texts: AsyncIterable<string> | Iterable<string>
   const stats: TrainStats = { texts: 0, characters: 0, bytes: 0, words: 0, uniqueWords: 0, merges: 0, tokens: 0, countSeconds: 0, mergeSeconds: 0 };
   const t0 = performance.now();
   const wordCounts = await countWords(texts, specials, opts, stats);
-  stats.uniqueWords = wordCounts.size;
+  stats.uniqueWords = wordCounts.words.length;
   const t1 = performance.now();
   stats.countSeconds = (t1 - t0) / 1000;
 
@@ -129,7 +140,8 @@ export async function trainModel(texts: AsyncIterable<string> | Iterable<string>
   // words as id sequences, with frequencies
   const words: number[][] = [];
   const freq: number[] = [];
-  for (const [w, f] of wordCounts) {
+  for (let k = 0; k < wordCounts.words.length; k++) {
+    const w = wordCounts.words[k], f = wordCounts.counts[k];
     const bytes = Buffer.from(w, 'utf8');
     if (bytes.length < 2) { stats.tokens += f; continue; } // a one-byte word has no pairs
     const ids = new Array<number>(bytes.length);
@@ -137,7 +149,6 @@ export async function trainModel(texts: AsyncIterable<string> | Iterable<string>
     words.push(ids);
     freq.push(f);
   }
-  wordCounts.clear();
 
   // pair counts and where each pair occurs (word indices; may hold stale entries and duplicates,
   // checked when used)
