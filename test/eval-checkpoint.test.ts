@@ -9,6 +9,8 @@ import { cleanText } from '../src/data/clean/index.ts';
 import { createModel } from '../src/model/model.ts';
 import { evaluateDocuments, evaluateIds, documentWindows } from '../src/train/eval.ts';
 import { makeTestRun, VI_TEXTS, type TestRun } from './eval-fixtures.ts';
+import { checkpointTokenizer } from '../src/train/command-eval.ts';
+import { UserError } from '../src/util/errors.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'vilm-eval-'));
 let run: TestRun;
@@ -102,4 +104,15 @@ test('vilm eval --in cleans the raw text; --ids scores exact ids; errors are one
   const bad = spawnSync('node', ['--import', 'tsx', 'src/cli/main.ts', 'eval', '--checkpoint', run.runDir, '--ids', '[1, 99999]'], { encoding: 'utf8' });
   assert.equal(bad.status, 1);
   assert.match(bad.stderr.trim(), /^vilm: --ids: element 1 \(99999\) is not a token id in \[0, 512\)$/);
+});
+
+test('a checkpoint without a tokenizer needs --tokenizer (one-line hint); a too-large tokenizer is refused', () => {
+  const bare = { ...run.ck, tokenizerJson: '' };
+  assert.throws(() => checkpointTokenizer(bare, 'RUN'), (e: unknown) => e instanceof UserError && /^RUN: the checkpoint holds no tokenizer .*pass --tokenizer FILE$/.test(e.message));
+  const file = path.join(dir, 'tok.json');
+  writeFileSync(file, run.ck.tokenizerJson);
+  const tok = checkpointTokenizer(bare, 'RUN', file);
+  assert.deepEqual(tok.encode('Việt Nam'), run.tokenizer.encode('Việt Nam'));
+  const small = { ...run.ck, config: { ...run.ck.config, model: { ...run.ck.config.model, vocab_size: 300 } } };
+  assert.throws(() => checkpointTokenizer(small, 'RUN'), /tokenizer has 512 tokens but the checkpoint's model\.vocab_size is 300/);
 });

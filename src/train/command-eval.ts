@@ -8,7 +8,7 @@ import type { BackendName } from '../backend/types.js';
 import { cleanText } from '../data/clean/index.js';
 import { readCorpus } from '../data/jsonl.js';
 import type { LanguageModel } from '../model/api.js';
-import { tokenizerFromJson } from '../tokenizer/index.js';
+import { loadTokenizer, tokenizerFromJson } from '../tokenizer/index.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { UserError } from '../util/errors.js';
 import { log } from '../util/log.js';
@@ -18,22 +18,32 @@ import { evaluateDocuments, evaluateIds, parseIds } from './eval.js';
 
 export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
 
-/** The tokenizer stored in a checkpoint; its vocabulary must fit the model's. */
-export function checkpointTokenizer(ck: Checkpoint, where: string): Tokenizer {
+/**
+ * The checkpoint's tokenizer, or `tokenizerFile` when given (for checkpoints saved without one);
+ * its vocabulary must fit the model's.
+ */
+export function checkpointTokenizer(ck: Checkpoint, where: string, tokenizerFile?: string): Tokenizer {
   let tok: Tokenizer;
-  try { tok = tokenizerFromJson(ck.tokenizerJson); } catch (e) {
-    if (e instanceof UserError) throw new UserError(`${where}: embedded ${e.message}`);
-    throw e;
+  if (tokenizerFile !== undefined) {
+    tok = loadTokenizer(tokenizerFile);
+  } else {
+    if (ck.tokenizerJson.trim() === '') {
+      throw new UserError(`${where}: the checkpoint holds no tokenizer (trained without DATA/tokenizer.json); pass --tokenizer FILE`);
+    }
+    try { tok = tokenizerFromJson(ck.tokenizerJson); } catch (e) {
+      if (e instanceof UserError) throw new UserError(`${where}: embedded ${e.message}`);
+      throw e;
+    }
   }
   if (tok.vocabSize > ck.config.model.vocab_size) {
-    throw new UserError(`${where}: tokenizer has ${tok.vocabSize} tokens but model.vocab_size is ${ck.config.model.vocab_size}`);
+    throw new UserError(`${tokenizerFile ?? where}: tokenizer has ${tok.vocabSize} tokens but the checkpoint's model.vocab_size is ${ck.config.model.vocab_size}`);
   }
   return tok;
 }
 
 /** Start the backend and build the checkpoint's model and tokenizer (eval, predict). */
-export async function openModel(ck: Checkpoint, where: string, backend: BackendName): Promise<{ model: LanguageModel; tokenizer: Tokenizer }> {
-  const tokenizer = checkpointTokenizer(ck, where);
+export async function openModel(ck: Checkpoint, where: string, backend: BackendName, tokenizerFile?: string): Promise<{ model: LanguageModel; tokenizer: Tokenizer }> {
+  const tokenizer = checkpointTokenizer(ck, where, tokenizerFile);
   // imported here, not at the top: every `vilm` command loads this file, only eval/predict need tfjs
   const { initBackend } = await import('../backend/index.js');
   const { createModel } = await import('../model/model.js');
@@ -79,6 +89,7 @@ export const evalCommand = defineCommand({
     .option('ids', { type: 'string', describe: "score exactly this JSON id sequence, e.g. '[12,7,301]' (no cleaning, no specials)" })
     .option('json', { type: 'boolean', default: false, describe: 'print the result as one JSON object' })
     .option('backend', { choices: BACKEND_CHOICES, default: 'auto' as const, describe: 'tfjs backend' })
+    .option('tokenizer', { type: 'string', describe: 'tokenizer.json to use instead of the one in the checkpoint' })
     .conflicts('in', 'ids')
     .example('$0 eval --checkpoint runs/tiny --in test.jsonl --json', '')
     .example("$0 eval --checkpoint runs/tiny --ids '[1,523,77,9]'", 'mean next-token loss of that sequence'),
@@ -89,7 +100,7 @@ export const evalCommand = defineCommand({
     const ids = a.ids !== undefined ? parseIds(a.ids, ck.config.model.vocab_size, ck.config.model.max_len) : undefined;
     // documents in the file (non-empty lines), for the progress bar
     const lines = a.in !== undefined ? await countLines(a.in) : 0;
-    const { model, tokenizer } = await openModel(ck, a.checkpoint, a.backend);
+    const { model, tokenizer } = await openModel(ck, a.checkpoint, a.backend, a.tokenizer);
     try {
       if (ids !== undefined) {
         const r = evaluateIds(model, ck.weights, ids);

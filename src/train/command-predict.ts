@@ -23,6 +23,7 @@ export const predictCommand = defineCommand({
     .option('top-p', { type: 'number', default: 0.95, describe: 'nucleus sampling mass (1 = all)' })
     .option('seed', { type: 'number', default: 1, describe: 'sampling seed (same seed, same text)' })
     .option('backend', { choices: BACKEND_CHOICES, default: 'auto' as const, describe: 'tfjs backend' })
+    .option('tokenizer', { type: 'string', describe: 'tokenizer.json to use instead of the one in the checkpoint' })
     .example('$0 predict --checkpoint runs/tiny --prompt "Việt Nam là"', '')
     .example('$0 predict --checkpoint runs/tiny --prompt "Hà Nội" --temperature 0', 'greedy'),
   handler: async (a) => {
@@ -33,7 +34,7 @@ export const predictCommand = defineCommand({
     const prompt = cleanText(a.prompt).text;
     if (prompt.length === 0) throw new UserError('--prompt: empty after cleaning');
     const ck = loadCheckpoint(a.checkpoint);
-    const { model, tokenizer } = await openModel(ck, a.checkpoint, a.backend);
+    const { model, tokenizer } = await openModel(ck, a.checkpoint, a.backend, a.tokenizer);
     const promptTokens = 1 + tokenizer.encode(prompt).length; // <bos> + prompt
     if (promptTokens >= ck.config.model.max_len) {
       model.dispose();
