@@ -59,7 +59,7 @@ const cfg = applyOverrides(base, [`train.steps=${warmup + measured}`, 'train.eva
 const root = mkdtempSync(path.join(tmpdir(), 'vilm-bench-scaling-'));
 const shared = '/work/shared/prepared';
 const data = args.data ?? (existsSync(path.join(shared, 'manifest.json')) ? shared : writeSyntheticData(path.join(root, 'data'), {
-  vocab: cfg.model.vocab_size, buckets: [50, 100, 150, 200, 250], rowsPerBucket: 200, seed: 1,
+  vocab: cfg.model.vocab_size, buckets: [50, 100, 150, 200, 250].filter((b) => b <= cfg.model.max_len), rowsPerBucket: 200, seed: 1,
 }));
 setQuiet(true);
 
@@ -80,7 +80,9 @@ async function measure(name: string, transport: 'thread' | 'ws', workers: number
       started: (fleet) => {
         if (transport !== 'ws') return;
         for (let i = 0; i < workers; i++) {
-          children.push(spawn(process.execPath, ['bin/vilm.js', 'worker', '--connect', `ws://127.0.0.1:${fleet.remote!.port}`, '--name', `bench-${i}`], { stdio: 'ignore' }));
+          // VILM_BENCH_CLI: the vilm entry to run the workers with (a bundled build elsewhere)
+          const cli = process.env.VILM_BENCH_CLI ?? 'bin/vilm.js';
+          children.push(spawn(process.execPath, [cli, 'worker', '--connect', `ws://127.0.0.1:${fleet.remote!.port}`, '--name', `bench-${i}`], { stdio: 'ignore' }));
         }
       },
     },

@@ -9,7 +9,7 @@
 import type { ReassignReason, RejectReason, Transport, TrainerObserver } from '../train/events.js';
 import type { TokenBatch } from '../model/types.js';
 import { log } from '../util/log.js';
-import { blockKey, blockRows, children, covered, planBlocks, reduceNode, rootBlock, type Block, type Partial } from './reduce.js';
+import { blockKey, blockRows, children, combine, covered, planBlocks, reduceNode, rootBlock, type Block, type Partial } from './reduce.js';
 import { checkResult, resultToPartial, type ResultMsg, type TaskMsg } from './task.js';
 
 /** A failure of one task on one worker; `reason` decides how it is counted. */
@@ -165,6 +165,25 @@ export class Scheduler {
     let lastResult = t0;
     const isDone = () => covered(root, shards, (b) => done.has(blockKey(b)));
 
+    // Reduce as results arrive: once both children of a node are in, add them (in the fixed tree
+    // order, so the bytes are the same) while the stragglers still compute.
+    const collapse = (b: Block) => {
+      let cur = b;
+      while (cur.level < root.level) {
+        const parent: Block = { level: cur.level + 1, index: cur.index >> 1 };
+        if (done.has(blockKey(parent))) return;
+        const left: Block = { level: cur.level, index: parent.index * 2 };
+        const right: Block = { level: cur.level, index: parent.index * 2 + 1 };
+        const rightAbsent = right.index * 2 ** right.level >= shards;
+        const l = done.get(blockKey(left)), r = rightAbsent ? null : done.get(blockKey(right));
+        if (l === undefined || r === undefined) return;
+        done.set(blockKey(parent), combine(l, r, this.opts.d));
+        done.delete(blockKey(left));
+        done.delete(blockKey(right));
+        cur = parent;
+      }
+    };
+
     const requeue = (block: Block, reason: ReassignReason) => {
       if (covered(block, shards, (b) => done.has(blockKey(b)))) return;
       const parts = children(block, shards);
@@ -220,6 +239,13 @@ export class Scheduler {
 
       const onFailure = (st: LinkState, block: Block, err: unknown) => {
         const e = err instanceof LinkError ? err : new LinkError('died', String((err as Error)?.message ?? err));
+        // a task that fails everywhere (a bug or bad input, not a flaky worker) must not loop forever
+        if (reassigned >= 4 * shards + 8) {
+          finished = true;
+          for (const f of inflight.values()) if (f.timer) clearTimeout(f.timer);
+          reject(new Error(`step ${step + 1}: tasks keep failing (${reassigned} reassignments); last: ${e.message}`));
+          return;
+        }
         requeue(block, e.reason === 'stale' ? 'rejected' : e.reason);
         if (e.rejectReason || e.reason === 'stale') {
           this.emit('onRejected', { workerId: st.link.id, reason: e.rejectReason ?? 'stale' });
@@ -259,7 +285,10 @@ export class Scheduler {
           if (bad) {
             onFailure(st, block, new LinkError('rejected', `bad result: ${bad}`, bad));
           } else {
-            done.set(blockKey(block), resultToPartial(r));
+            if (!covered(block, shards, (b) => done.has(blockKey(b)))) {
+              done.set(blockKey(block), resultToPartial(r));
+              collapse(block);
+            }
             lastResult = performance.now();
             // the first worker to run out of work: from here on the step waits for stragglers
             if (firstIdle === undefined && queue.length === 0) firstIdle = lastResult;

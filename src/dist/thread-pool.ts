@@ -4,6 +4,8 @@
  * counter — no copy per step), and the in-process worker used by `vilm train`.
  */
 import { Piscina } from 'piscina';
+import { availableParallelism } from 'node:os';
+import { log } from '../util/log.js';
 import type { LanguageModel } from '../model/api.js';
 import { LinkError, type WorkerLink } from './scheduler.js';
 import { computeTask, createReplica, type ReplicaSpec, type ResultMsg, type TaskMsg } from './task.js';
@@ -36,7 +38,8 @@ export class ThreadPool {
   constructor(readonly size: number, spec: ReplicaSpec, shared: SharedWeights) {
     const workerData: ThreadWorkerData = { spec, weights: shared.weightsSab, control: shared.controlSab };
     this.pool = new Piscina({
-      filename: new URL('./thread-entry.mjs', import.meta.url).href,
+      // VILM_THREAD_ENTRY: the worker module of a bundled build (the sources need the tsx loader)
+      filename: process.env.VILM_THREAD_ENTRY ?? new URL('./thread-entry.mjs', import.meta.url).href,
       minThreads: size, maxThreads: size,
       // one task per thread at a time: the scheduler decides the assignment granularity
       concurrentTasksPerWorker: 1,
@@ -45,7 +48,12 @@ export class ThreadPool {
       atomics: 'disabled',
       workerData,
     });
-    for (let i = 0; i < size; i++) this.links.push(new ThreadLink(`thread-${i}`, this.pool));
+    // More tasks at once than cores only time-slice the cores (and thrash their caches): N threads
+    // hold N replicas, but at most `cores` of them compute at the same time. Piscina hands each
+    // task to an idle thread.
+    const slots = Math.min(size, Math.max(1, availableParallelism()));
+    if (slots < size) log.info(`${size} worker threads on ${slots} cores: at most ${slots} tasks run at once`);
+    for (let i = 0; i < slots; i++) this.links.push(new ThreadLink(`thread-${i}`, this.pool));
   }
 
   /** Test hook: terminate one live thread (as if it crashed). Piscina starts a replacement. */

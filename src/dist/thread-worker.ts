@@ -23,7 +23,10 @@ export type ThreadReply = { stale: true; version: number } | { stale: false; res
 const data = workerData as ThreadWorkerData;
 const weights = new Float32Array(data.weights);
 const control = new Int32Array(data.control);
-let model: Promise<LanguageModel> | undefined;
+// the replica is built when the thread starts (all threads in parallel), not on its first task
+const model: Promise<LanguageModel> = createReplica(data.spec);
+// a failed start is reported by the first task that awaits it
+model.catch(() => undefined);
 
 /** Transfers the result's buffers instead of structured-cloning them. */
 class MovedReply {
@@ -37,7 +40,6 @@ class MovedReply {
 }
 
 export default async function run(task: TaskMsg): Promise<MovedReply | ThreadReply> {
-  model ??= createReplica(data.spec);
   const m = await model;
   const before = Atomics.load(control, 0);
   if (before !== task.version) return { stale: true, version: before };
