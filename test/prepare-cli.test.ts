@@ -87,4 +87,6 @@ test('vilm data prepare end to end with a real tokenizer: summary, manifest, tok
   assert.notEqual(nofile.status, 0);
   assert.match(nofile.stderr.trim(), /^vilm: .*nope\.jsonl: cannot open \(ENOENT\)$/);
   assert.ok(readFileSync(path.join(out, 'manifest.json'), 'utf8').endsWith('\n'));
+  // the tokenizer travels with the data, so training checkpoints embed it
+  assert.equal(readFileSync(path.join(out, 'tokenizer.json'), 'utf8'), readFileSync(tokFile, 'utf8'));
 });

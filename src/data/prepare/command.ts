@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { statSync } from 'node:fs';
 import { defineCommand } from '../../cli/define.js';
 import { loadTokenizer } from '../../tokenizer/index.js';
@@ -46,7 +47,7 @@ export const prepareCommand = defineCommand({
     let res;
     try {
       res = await prepareDataset({
-        inputs: a.in, tokenizer, out: a.out, seed: a.seed, maxLen: a['max-len'], buckets,
+        inputs: a.in, tokenizer, tokenizerJson: readFileSync(a.tokenizer, 'utf8'), out: a.out, seed: a.seed, maxLen: a['max-len'], buckets,
         onProgress: (bytes, _total, docs) => bar.update(Math.round(bytes / 1e6), { docs }),
       });
     } catch (e) {

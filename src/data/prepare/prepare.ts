@@ -14,6 +14,8 @@ export const DEFAULT_BUCKETS: readonly number[] = [50, 100, 150, 200, 250];
 export interface PrepareOptions {
   inputs: string[];
   tokenizer: Tokenizer;
+  /** the tokenizer.json text: copied into DIR/tokenizer.json so training finds it with the data */
+  tokenizerJson?: string;
   out: string;
   seed: number;
   maxLen: number;
@@ -136,7 +138,10 @@ export async function prepareDataset(opt: PrepareOptions): Promise<PrepareResult
       bucketHistogram: hist,
       files: Object.fromEntries(SPLITS.map((s) => [s, DatasetWriter.fileName(s)])) as Record<SplitName, string>,
     };
-    writer.commit(SPLITS, { 'manifest.json': JSON.stringify(manifest, null, 2) + '\n' });
+    writer.commit(SPLITS, {
+      ...(opt.tokenizerJson !== undefined ? { 'tokenizer.json': opt.tokenizerJson } : {}),
+      'manifest.json': JSON.stringify(manifest, null, 2) + '\n',
+    });
     opt.onProgress?.(totalBytes, totalBytes, docsSeen);
     return { manifest, skippedDocs: skipped, inputBytes: totalBytes, droppedBuckets: dropped };
   } catch (e) {
