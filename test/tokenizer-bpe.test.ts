@@ -253,6 +253,7 @@ test('tokenizerFromJson matches loadTokenizer, sha256 is of the file bytes', () 
   assert.equal(a.sha256, b.sha256);
   assert.equal(a.sha256, trained.sha256);
   assert.equal(tokenizerFromJson(text, 'abc').sha256, 'abc');
+  assert.throws(() => tokenizerFromJson('{}', undefined, 'run/checkpoint.vilm'), /^TokenizerFileError: run\/checkpoint\.vilm: model: missing/);
   assert.deepEqual(b.encode(FIXTURES[0]), a.encode(FIXTURES[0]));
   assert.deepEqual(trained.encode(FIXTURES[0]), a.encode(FIXTURES[0]));
 });

@@ -30,8 +30,9 @@ export const sha256Hex = (data: string | Uint8Array): string => createHash('sha2
 /**
  * vilm's byte-level BPE encoder/decoder. Written here (not delegated to the `tokenizers` package,
  * whose encode is async and per call crosses into native code) so that data prepare can encode tens
- * of MB synchronously: pre-tokenize with the GPT-2 regex, then look each piece up in a per-word
- * cache; a miss runs the merges on that piece's bytes once.
+ * of MB synchronously: pre-tokenize with the GPT-2 pattern (bytelevel.ts `pieceEnd`, a scanner
+ * equivalent to the regex), then look each piece up in a per-word cache keyed by its span of the
+ * text; a miss runs the merges on that piece's bytes once.
  */
 export class BpeTokenizer implements Tokenizer {
   readonly vocabSize: number;

@@ -8,7 +8,7 @@
  *   const tok = loadTokenizer('runs/tokenizer.json');               // Tokenizer (src/tokenizer/types.ts)
  *   tok.encode('Xin chào Việt Nam');                                // number[], no <bos>/<eos>
  *   tok.decode(ids);                                                // string, specials dropped
- *   tokenizerFromJson(checkpoint.tokenizerJson);                    // from embedded text
+ *   tokenizerFromJson(checkpoint.tokenizerJson, undefined, 'run/checkpoint.vilm'); // from embedded text
  *
  * Ids: `<pad>`=0, `<bos>`=1, `<eos>`=2, the 256 bytes 3..258, merges from 259 in training order.
  * Like `tokenizers`, a literal `<pad>`/`<bos>`/`<eos>` in the text encodes to that special id.
@@ -54,9 +54,12 @@ export function loadTokenizer(file: string): Tokenizer {
   return new BpeTokenizer(modelFromJson(text, file), sha256Hex(bytes));
 }
 
-/** A tokenizer from tokenizer.json text (e.g. embedded in a checkpoint); `sha` defaults to the hash of the text. */
-export function tokenizerFromJson(text: string, sha?: string): Tokenizer {
-  return new BpeTokenizer(modelFromJson(text, 'tokenizer.json'), sha ?? sha256Hex(Buffer.from(text, 'utf8')));
+/**
+ * A tokenizer from tokenizer.json text (e.g. embedded in a checkpoint); `sha` defaults to the hash
+ * of the text's UTF-8 bytes; `where` names the source in errors (e.g. the checkpoint file).
+ */
+export function tokenizerFromJson(text: string, sha?: string, where = 'tokenizer.json'): Tokenizer {
+  return new BpeTokenizer(modelFromJson(text, where), sha ?? sha256Hex(Buffer.from(text, 'utf8')));
 }
 
 /** Train on texts (cleaned documents); exactly `opts.vocabSize` tokens or a `UserError` saying the maximum reachable. */
