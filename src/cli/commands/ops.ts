@@ -1,5 +1,6 @@
 import type { AnyCommand } from '../define.js';
 import { reportCommand } from '../../report/command.js';
+import { startCommand } from '../../start/command.js';
 
-/** Operating a run: `report` (and `start`, the first-run job, added by its owner). */
-export const opsCommands: AnyCommand[] = [reportCommand];
+/** Operating a run: `start` (the first-run job behind `npm start`) and `report`. */
+export const opsCommands: AnyCommand[] = [startCommand, reportCommand];

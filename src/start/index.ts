@@ -1,0 +1,146 @@
+/**
+ * The first-run job behind `npm start` (`vilm start`): on a fresh machine, with no flags, it
+ * cleans the built-in sample corpus (data/sample), trains a tokenizer, prepares bucketed data,
+ * trains with a coordinator and 2 worker threads, prints the validation loss and a generated
+ * Vietnamese sample, and leaves a run folder with checkpoint, log, final.json and report.html.
+ *
+ * `--corpus DIR|FILE…` uses another corpus (e.g. ../shared/corpus/viwiki) with the seed model
+ * config (configs/tiny.yaml, 10k vocabulary).
+ */
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { loadConfig, applyOverrides, type RunConfig } from '../config/index.js';
+import { cleanCorpus } from '../data/clean/index.js';
+import { readCorpus } from '../data/jsonl.js';
+import { prepareDataset, DEFAULT_BUCKETS } from '../data/prepare/prepare.js';
+import { trainTokenizer, saveTokenizer } from '../tokenizer/index.js';
+import { runTrainingLoop, type StopSignal } from '../train/loop.js';
+import type { TrainerObserver } from '../train/events.js';
+import { loadCheckpoint } from '../train/checkpoint.js';
+import { openModel } from '../train/command-eval.js';
+import { generate } from '../train/generate.js';
+import { writeReport } from '../report/index.js';
+import type { BackendName } from '../backend/types.js';
+import { UserError } from '../util/errors.js';
+import { log } from '../util/log.js';
+import { progress } from '../util/progress.js';
+
+export const SAMPLE_CORPUS = 'data/sample';
+
+export interface StartOptions {
+  /** corpus JSONL files or folders of them; default: the built-in sample */
+  corpus?: string[];
+  out?: string;
+  config?: string;
+  vocabSize?: number;
+  workers: number;
+  steps?: number;
+  prompt: string;
+  maxTokens: number;
+  backend: BackendName;
+  set: string[];
+  metricsObservers?: TrainerObserver[];
+}
+
+/** JSONL files named directly or found (non-recursively) in the named folders, sorted. */
+export function corpusFiles(inputs: string[]): string[] {
+  const files: string[] = [];
+  for (const p of inputs) {
+    let st;
+    try { st = statSync(p); } catch { throw new UserError(`--corpus ${p}: no such file or folder`); }
+    if (st.isDirectory()) {
+      const found = readdirSync(p).filter((f) => f.endsWith('.jsonl')).sort().map((f) => path.join(p, f));
+      if (found.length === 0) throw new UserError(`--corpus ${p}: no .jsonl files in this folder`);
+      files.push(...found);
+    } else files.push(p);
+  }
+  return files;
+}
+
+function timestamp(): string {
+  return new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+}
+
+export async function runStart(o: StartOptions): Promise<{ runDir: string; sample: string }> {
+  const usingSample = !o.corpus || o.corpus.length === 0;
+  const inputs = corpusFiles(usingSample ? [SAMPLE_CORPUS] : o.corpus!);
+  const configFile = o.config ?? (usingSample ? 'configs/sample.yaml' : 'configs/tiny.yaml');
+  let cfg: RunConfig = loadConfig(configFile);
+  if (o.set.length) cfg = applyOverrides(cfg, o.set);
+  const vocabSize = o.vocabSize ?? cfg.model.vocab_size;
+  if (vocabSize !== cfg.model.vocab_size) cfg = applyOverrides(cfg, [`model.vocab_size=${vocabSize}`]);
+  const runDir = o.out ?? path.join('runs', `start-${timestamp()}`);
+  if (existsSync(path.join(runDir, 'final.json'))) throw new UserError(`--out ${runDir}: already holds a finished run; choose another folder`);
+  const dataDir = path.join(runDir, 'data');
+  log.info(`vilm start: corpus ${usingSample ? SAMPLE_CORPUS + ' (built-in sample)' : inputs.join(', ')}, config ${configFile}, run ${runDir}`);
+
+  // 1. clean
+  const cleanFile = path.join(dataDir, 'clean.jsonl');
+  const rep = await cleanCorpus(inputs, cleanFile, {});
+  log.info('cleaned', { docsIn: rep.docsIn, docsOut: rep.docsOut, charsIn: rep.charsIn, charsOut: rep.charsOut });
+
+  // 2. tokenizer
+  const tokFile = path.join(dataDir, 'tokenizer.json');
+  const texts = async function* () { for await (const d of readCorpus(cleanFile)) yield d.text; };
+  const tok = await trainTokenizer(texts(), { vocabSize });
+  await saveTokenizer(tok, tokFile);
+  log.info('tokenizer trained', { vocabSize: tok.vocabSize, file: tokFile });
+
+  // 3. split, sequences, buckets
+  const prepared = path.join(dataDir, 'prepared');
+  const prep = await prepareDataset({
+    inputs: [cleanFile], tokenizer: tok, tokenizerJson: tok.json, out: prepared, seed: cfg.train.seed,
+    maxLen: cfg.model.max_len, buckets: [...DEFAULT_BUCKETS],
+  });
+  const m = prep.manifest;
+  log.info('prepared', { train: m.splits.train.sequences, validation: m.splits.validation.sequences, test: m.splits.test.sequences, paddingWaste: m.paddingWaste });
+
+  // 4. train: a coordinator with N local worker threads, progress bar on a TTY
+  const steps = o.steps ?? cfg.train.steps;
+  const bar = progress('train', steps, 'steps');
+  let lastVal: number | undefined;
+  const tokensSeen: { t: number; tokens: number }[] = [];
+  const progressObserver: TrainerObserver = {
+    onStep: (e) => {
+      tokensSeen.push({ t: Date.now(), tokens: e.tokens });
+      if (tokensSeen.length > 10) tokensSeen.shift();
+      const span = (tokensSeen[tokensSeen.length - 1].t - tokensSeen[0].t) / 1000;
+      const tps = span > 0 ? tokensSeen.slice(1).reduce((a, b) => a + b.tokens, 0) / span : 0;
+      bar.update(e.step, { loss: e.loss.toFixed(3), 'tok/s': Math.round(tps), ...(lastVal !== undefined ? { val: lastVal.toFixed(3) } : {}) });
+    },
+    onValidation: (e) => { lastVal = e.loss; },
+  };
+  const stop: StopSignal = { requested: false };
+  const r = await runTrainingLoop({
+    config: cfg, dataDir: prepared, outDir: runDir, resume: false, steps, backend: o.backend,
+    inProcess: false, threads: o.workers, stopSignal: stop,
+    observers: [progressObserver, ...(o.metricsObservers ?? [])],
+  });
+  bar.stop(r.final ? `step ${r.final.step}, validation loss ${fmt(r.final.valLoss)}, test loss ${fmt(r.final.testLoss)} (ppl ${fmt(r.final.testPpl)})` : `stopped at step ${r.step}`);
+
+  // 5. a generated sample from the final checkpoint (KV-cached decoder)
+  const ck = loadCheckpoint(runDir);
+  const { model, tokenizer } = await openModel(ck, runDir, o.backend);
+  let sample = o.prompt;
+  for await (const piece of generate(model, ck.weights, tokenizer, o.prompt, { maxTokens: o.maxTokens, temperature: 0.8, topK: 40, topP: 0.95, seed: 1 })) sample += piece;
+  model.dispose();
+
+  // 6. report
+  const report = await writeReport(runDir);
+  const lines = [
+    '',
+    `run folder:       ${runDir}`,
+    `validation loss:  ${fmt(r.final?.valLoss ?? null)}`,
+    `test loss / ppl:  ${fmt(r.final?.testLoss ?? null)} / ${fmt(r.final?.testPpl ?? null)}`,
+    `sample:           ${sample.replace(/\s+/g, ' ').trim()}`,
+    `report:           ${report}`,
+    `next:             npx vilm predict --checkpoint ${runDir} --prompt "${o.prompt}"`,
+    '',
+  ];
+  process.stdout.write(lines.join('\n'));
+  return { runDir, sample };
+}
+
+function fmt(v: number | null | undefined): string {
+  return v === null || v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(3);
+}
