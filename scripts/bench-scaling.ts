@@ -71,7 +71,7 @@ async function measure(name: string, transport: 'thread' | 'ws', workers: number
   const r = await runTrainingLoop({
     config: cfg, dataDir: data, outDir: path.join(root, name), resume: false, backend: 'auto', inProcess: false,
     threads: transport === 'thread' ? workers : 0, testBatches: 1,
-    remote: transport === 'ws' ? { host: '127.0.0.1', port: 0 } : undefined, minWorkers: workers,
+    remote: transport === 'ws' ? { host: '127.0.0.1', port: 0 } : undefined, minWorkers: transport === 'ws' ? workers : 1,
     observers: [{
       onStep: (e) => { current = e.step; if (e.step > warmup) steps.push(e); },
       onWorkerResult: (e) => { if (current > warmup) perWorker.push(e); },

@@ -101,6 +101,7 @@ export class Coordinator implements FleetView {
     if (opts.threads > 0) {
       c.threadPool = new ThreadPool(opts.threads, spec, shared);
       for (const l of c.threadPool.links) scheduler.addLink(l);
+      await c.threadPool.warm;
       log.info('worker threads started', { threads: opts.threads });
     }
     if (opts.remote) {
@@ -108,6 +109,18 @@ export class Coordinator implements FleetView {
       c.remote = await startWsServer(c, opts.remote, opts.observers);
     }
     return c;
+  }
+
+  /** Workers: every local thread (even those beyond the per-core task slots), in-process, remote. */
+  get workerCount(): number {
+    const extraThreads = this.threadPool ? this.threadPool.size - this.threadPool.links.length : 0;
+    return this.scheduler.size + extraThreads;
+  }
+
+  /** Wait until `n` workers are there (see workerCount); false if stopped first. */
+  waitForWorkers(n: number): Promise<boolean> {
+    const extraThreads = this.threadPool ? this.threadPool.size - this.threadPool.links.length : 0;
+    return this.scheduler.waitForWorkers(Math.max(0, n - extraThreads));
   }
 
   get weights(): Float32Array { return this.shared.weights; }

@@ -54,7 +54,13 @@ export class ThreadPool {
     const slots = Math.min(size, Math.max(1, availableParallelism()));
     if (slots < size) log.info(`${size} worker threads on ${slots} cores: at most ${slots} tasks run at once`);
     for (let i = 0; i < slots; i++) this.links.push(new ThreadLink(`thread-${i}`, this.pool));
+    // build every thread's replica now, in parallel (one warm-up task per idle thread), so the
+    // first steps do not pay for it; tasks queue behind these in piscina
+    this.warm = Promise.all(Array.from({ length: size }, () => this.pool.run({ warm: true }))).then(() => undefined, () => undefined);
   }
+
+  /** Resolves when every thread has built its replica (or failed to: tasks will report it). */
+  readonly warm: Promise<void>;
 
   /** Test hook: terminate one live thread (as if it crashed). Piscina starts a replacement. */
   killOne(): boolean {

@@ -23,10 +23,7 @@ export type ThreadReply = { stale: true; version: number } | { stale: false; res
 const data = workerData as ThreadWorkerData;
 const weights = new Float32Array(data.weights);
 const control = new Int32Array(data.control);
-// the replica is built when the thread starts (all threads in parallel), not on its first task
-const model: Promise<LanguageModel> = createReplica(data.spec);
-// a failed start is reported by the first task that awaits it
-model.catch(() => undefined);
+let model: Promise<LanguageModel> | undefined;
 
 /** Transfers the result's buffers instead of structured-cloning them. */
 class MovedReply {
@@ -39,8 +36,11 @@ class MovedReply {
   get [valueSymbol](): ThreadReply { return this.reply; }
 }
 
-export default async function run(task: TaskMsg): Promise<MovedReply | ThreadReply> {
+/** `{ warm: true }`: build the replica now (the pool sends one to every thread at start). */
+export default async function run(task: TaskMsg | { warm: true }): Promise<MovedReply | ThreadReply | null> {
+  model ??= createReplica(data.spec);
   const m = await model;
+  if (!('taskId' in task)) return null;
   const before = Atomics.load(control, 0);
   if (before !== task.version) return { stale: true, version: before };
   const result = computeTask(m, weights, task);

@@ -206,12 +206,12 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
 
   try {
     const minWorkers = o.minWorkers ?? 1;
-    if (fleet.scheduler.size < minWorkers) {
-      log.info(`waiting for ${minWorkers} worker(s)`, { connected: fleet.scheduler.size });
-      await fleet.scheduler.waitForWorkers(minWorkers);
+    if (fleet.workerCount < minWorkers) {
+      log.info(`waiting for ${minWorkers} worker(s)`, { connected: fleet.workerCount });
+      await fleet.waitForWorkers(minWorkers);
     }
-    record({ type: 'start', time: new Date().toISOString(), config, workers: fleet.scheduler.size, backend: o.backend });
-    log.info('training', { from: startStep, to: train.steps, workers: fleet.scheduler.size, shards: train.micro_shards });
+    record({ type: 'start', time: new Date().toISOString(), config, workers: fleet.workerCount, backend: o.backend });
+    log.info('training', { from: startStep, to: train.steps, workers: fleet.workerCount, shards: train.micro_shards });
 
     const stopAt = Math.min(train.steps, o.stopAt ?? Infinity);
     while (step < stopAt && !o.stopSignal?.requested) {
