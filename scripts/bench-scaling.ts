@@ -6,7 +6,7 @@
  * bench-results/bench-scaling.json.
  *
  *   npx tsx scripts/bench-scaling.ts [--config configs/tiny.yaml] [--data DIR] [--workers-list 1,2,4,8]
- *                                    [--ws 2] [--steps 4] [--warmup 1]
+ *                                    [--ws 2] [--steps 4] [--warmup 1] [--set train.micro_shards=16 …]
  *
  * Without --data it uses /work/shared/prepared when present, else writes random token rows of the
  * config's vocabulary (speed does not depend on the text) to a temp dir.
@@ -34,6 +34,7 @@ const { values: args } = parseArgs({
     steps: { type: 'string', default: '4' },
     warmup: { type: 'string', default: '1' },
     out: { type: 'string', default: 'bench-results/bench-scaling.json' },
+    set: { type: 'string', multiple: true, default: [] },
   },
 });
 
@@ -55,7 +56,7 @@ interface Row {
 
 const warmup = Number(args.warmup), measured = Number(args.steps);
 const base = loadConfig(args.config);
-const cfg = applyOverrides(base, [`train.steps=${warmup + measured}`, 'train.eval_every=0', 'train.checkpoint_every=0', 'train.log_every=1000', 'train.eval_batches=1']);
+const cfg = applyOverrides(base, [`train.steps=${warmup + measured}`, 'train.eval_every=0', 'train.checkpoint_every=0', 'train.log_every=1000', 'train.eval_batches=1', ...(args.set ?? [])]);
 const root = mkdtempSync(path.join(tmpdir(), 'vilm-bench-scaling-'));
 const shared = '/work/shared/prepared';
 const data = args.data ?? (existsSync(path.join(shared, 'manifest.json')) ? shared : writeSyntheticData(path.join(root, 'data'), {

@@ -56,7 +56,13 @@ export async function runRemoteWorker(o: RemoteWorkerOptions): Promise<void> {
 
   function connectOnce(): Promise<Ending> {
     return new Promise<Ending>((resolve) => {
-      const ws = new WebSocket(o.url, { maxPayload: o.maxPayload ?? 1 << 30, ca, perMessageDeflate: false });
+      const ws = new WebSocket(o.url, {
+        maxPayload: o.maxPayload ?? 1 << 30, ca, perMessageDeflate: false,
+        // An all-zero frame mask lets ws skip XOR-ing every byte of a multi-MB result on both ends
+        // (its byte loop costs ~10 ms a frame without the optional native addon). Masking only
+        // guards browsers' proxies against cache poisoning; it hides nothing (use wss:// for that).
+        generateMask: (mask: Buffer) => { mask.fill(0); },
+      });
       let ending: Ending | undefined;
       let joined = false;
       let weights: Float32Array | undefined;
