@@ -33,7 +33,9 @@ test('10 steps straight = 5 steps, then --resume for the other 5 (same weightsSh
   assert.equal(a.status, 0, a.stderr);
   const fa = JSON.parse(readFileSync(path.join(root, 'straight', 'final.json'), 'utf8')) as Final;
   assert.equal(fa.step, 10);
-  for (const k of ['trainLoss', 'valLoss', 'testLoss', 'testPpl'] as const) assert.ok(Number.isFinite(fa[k]), `${k} = ${fa[k]}`);
+  for (const k of ['trainLoss', 'valLoss', 'testLoss', 'testPpl', 'testBitsPerByte'] as const) assert.ok(Number.isFinite(fa[k]), `${k} = ${fa[k]}`);
+  // bits per UTF-8 byte: loss in bits spread over more than one byte per token
+  assert.ok(fa.testBitsPerByte! > 0 && fa.testBitsPerByte! < fa.testLoss / Math.LN2);
   assert.ok(Math.abs(fa.testPpl - Math.exp(fa.testLoss)) < 1e-9 * fa.testPpl);
   assert.deepEqual(JSON.parse(a.stdout), fa);
   straight = fa.weightsSha256;
