@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig, type RunConfig } from '../src/config/index.ts';
 import { runRemoteWorker } from '../src/dist/ws-worker.ts';
+import { LinkError, Scheduler, type WorkerLink } from '../src/dist/scheduler.ts';
 import { loadCheckpoint } from '../src/train/checkpoint.ts';
 import { runTrainingLoop, type TrainLoopOptions } from '../src/train/loop.ts';
 import type { Transport } from '../src/train/events.ts';
@@ -86,4 +87,18 @@ test('wss:// with a self-signed certificate and HMAC authentication', async () =
   await worker;
   assert.equal(r.weightsSha256, ref.weightsSha256);
   assert.match(String(await untrusted), /self.signed|certificate/i);
+});
+
+test('a task that fails on every worker fails the step instead of looping forever', async () => {
+  let calls = 0;
+  const broken: WorkerLink = {
+    id: 'broken', transport: 'thread',
+    run: async () => { calls++; throw new LinkError('died', 'model: sequence too long'); },
+    bytes: () => ({ sent: 0, received: 0 }),
+    kick: () => undefined,
+  };
+  const s = new Scheduler({ observers: [], vocab: 16, d: 4, restSize: 10, taskDeadlineMs: Infinity, maxStrikes: 3, noWorkerTimeoutMs: Infinity });
+  s.addLink(broken);
+  await assert.rejects(s.runStep(0, 0, { tokens: new Uint16Array(8).fill(1), rows: 4, seqLen: 2 }, 4, 64), /tasks keep failing .*sequence too long/);
+  assert.ok(calls > 4 && calls < 100, `${calls} attempts`);
 });
