@@ -25,6 +25,17 @@ export interface RemoteWorkerOptions {
   maxPayload?: number;
   /** protocol version to announce (tests use a wrong one on purpose) */
   protocolVersion?: number;
+  /** the worker's own events (e.g. its /metrics) */
+  events?: RemoteWorkerEvents;
+}
+
+export interface RemoteWorkerEvents {
+  /** one task computed and its result sent */
+  onTask?(t: { microShards: number; computeSeconds: number; bytesSent: number; bytesReceived: number }): void;
+  /** joined (authenticated) or lost the coordinator */
+  onConnected?(up: boolean): void;
+  /** a new connection attempt after a refused or lost one */
+  onReconnect?(): void;
 }
 
 /** How one connection ended. */
@@ -50,6 +61,7 @@ export async function runRemoteWorker(o: RemoteWorkerOptions): Promise<void> {
     if (end.joined) { deadline = Date.now() + o.retryMs; delay = 250; }
     if (Date.now() >= deadline) throw new UserError(`${o.url}: ${end.message} (gave up after ${Math.round(o.retryMs / 1000)} s)`);
     log.warn(`${o.url}: ${end.message}; retrying`);
+    o.events?.onReconnect?.();
     await new Promise((r) => setTimeout(r, delay));
     delay = Math.min(delay * 2, 5000);
   }
@@ -71,14 +83,22 @@ export async function runRemoteWorker(o: RemoteWorkerOptions): Promise<void> {
       let heartbeat: NodeJS.Timeout | undefined;
       let chain: Promise<void> = Promise.resolve();
       const v = o.protocolVersion ?? PROTOCOL_VERSION;
-      const send = (f: Frame) => { if (ws.readyState === ws.OPEN) ws.send(encodeFrame(f)); };
+      let received = 0;
+      const send = (f: Frame): number => {
+        if (ws.readyState !== ws.OPEN) return 0;
+        const bytes = encodeFrame(f);
+        ws.send(bytes);
+        return bytes.byteLength;
+      };
       const finish = (e: Ending) => { ending ??= e; };
 
-      ws.on('open', () => send({ t: 'hello', v, name }));
+      ws.on('open', () => { send({ t: 'hello', v, name }); });
       ws.on('message', (data) => {
         let f: Frame;
         try {
-          f = decodeFrame(toBytes(data));
+          const bytes = toBytes(data);
+          received += bytes.byteLength;
+          f = decodeFrame(bytes);
         } catch (e) {
           const msg = (e as Error).message;
           finish({ kind: 'fatal', message: `${o.url}: ${e instanceof ProtocolError && e.kind === 'version' ? 'coordinator ' + msg : msg}` });
@@ -97,11 +117,12 @@ export async function runRemoteWorker(o: RemoteWorkerOptions): Promise<void> {
           }
           case 'welcome': {
             joined = true;
+            o.events?.onConnected?.(true);
             heartbeatMs = f.heartbeatMs;
             const key = JSON.stringify(f.spec);
             if (!model || model.spec !== key) model = { spec: key, model: createReplica(f.spec as ReplicaSpec) };
             log.info('joined coordinator', { url: o.url, id: f.id, params: f.total });
-            heartbeat = setInterval(() => send({ t: 'heartbeat', v, time: Date.now() }), heartbeatMs);
+            heartbeat = setInterval(() => { send({ t: 'heartbeat', v, time: Date.now() }); }, heartbeatMs);
             return;
           }
           case 'weights':
@@ -118,7 +139,10 @@ export async function runRemoteWorker(o: RemoteWorkerOptions): Promise<void> {
               }
               if (ws.readyState !== ws.OPEN) return;
               const r = computeTask(m, weights, task);
-              send({ t: 'result', v, ...r });
+              const sent = send({ t: 'result', v, ...r });
+              const shards = Math.min((task.index + 1) * 2 ** task.level, task.shards) - Math.min(task.index * 2 ** task.level, task.shards);
+              o.events?.onTask?.({ microShards: shards, computeSeconds: r.computeSeconds, bytesSent: sent, bytesReceived: received });
+              received = 0;
             }).catch((e: unknown) => {
               finish({ kind: 'fatal', message: `worker failed: ${(e as Error).message}` });
               ws.close(1011, 'worker error');
@@ -137,6 +161,7 @@ export async function runRemoteWorker(o: RemoteWorkerOptions): Promise<void> {
       ws.on('error', (e) => finish({ kind: 'lost', message: e.message, joined }));
       ws.on('close', (code, reason) => {
         if (heartbeat) clearInterval(heartbeat);
+        if (joined) o.events?.onConnected?.(false);
         if (code === 4000) finish({ kind: 'fatal', message: `${o.url}: refused: ${reason.toString() || 'protocol version mismatch'}` });
         if (code === 4001) finish({ kind: 'fatal', message: `${o.url}: refused: authentication failed (wrong token?)` });
         finish({ kind: 'lost', message: `connection closed (${code})`, joined });

@@ -1,7 +1,9 @@
 import { defineCommand, type AnyCommand } from '../define.js';
 import { runTrainingLoop, type StopSignal } from '../../train/loop.js';
 import { backendOf, commonRunOptions, installStopHandlers, readTokenFile, resolveRunConfig, runMetrics } from '../../train/run-options.js';
-import { runRemoteWorker } from '../../dist/ws-worker.js';
+import { hostname } from 'node:os';
+import { runRemoteWorker, type RemoteWorkerEvents } from '../../dist/ws-worker.js';
+import { log } from '../../util/log.js';
 import { UserError } from '../../util/errors.js';
 
 const coordinator = defineCommand({
@@ -56,12 +58,30 @@ const worker = defineCommand({
     .option('tls-ca', { type: 'string', describe: 'PEM CA/certificate to trust for wss:// (self-signed coordinator)' })
     .option('name', { type: 'string', describe: 'worker name in logs and metrics (default HOST-PID)' })
     .option('retry', { type: 'number', default: 60, describe: 'seconds to keep retrying a refused or lost connection' })
+    .option('metrics-port', { type: 'number', describe: "serve this worker's own Prometheus metrics (vilm_remote_*) on this port" })
+    .option('metrics-host', { type: 'string', default: '0.0.0.0', describe: 'address for --metrics-port' })
     .example('$0 worker --connect ws://127.0.0.1:7070', 'join a local coordinator')
     .example('$0 worker --connect wss://trainer:7070 --token-file secret.txt --tls-ca cert.pem', 'authenticated, over TLS'),
   handler: async (a) => {
-    await runRemoteWorker({
-      url: a.connect, token: readTokenFile(a['token-file']), caFile: a['tls-ca'], name: a.name, retryMs: a.retry * 1000,
-    });
+    const name = a.name ?? `${hostname()}-${process.pid}`;
+    let events: RemoteWorkerEvents | undefined;
+    let close = async () => undefined as void;
+    const port = a['metrics-port'];
+    if (port !== undefined) {
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UserError(`--metrics-port: must be 0..65535, got ${port}`);
+      const { createWorkerMetrics } = await import('../../metrics/worker.js');
+      const { startMetricsServer } = await import('../../metrics/index.js');
+      const m = createWorkerMetrics({ name });
+      const server = await startMetricsServer({ port, host: a['metrics-host'], registry: m.registry });
+      log.info(`worker metrics on http://${a['metrics-host']}:${server.port}/metrics`);
+      events = { onTask: (t) => m.recordTask(t), onConnected: (up) => m.setConnected(up), onReconnect: () => m.recordReconnect() };
+      close = () => server.close();
+    }
+    try {
+      await runRemoteWorker({
+        url: a.connect, token: readTokenFile(a['token-file']), caFile: a['tls-ca'], name, retryMs: a.retry * 1000, events,
+      });
+    } finally { await close(); }
   },
 });
 
