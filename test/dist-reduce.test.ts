@@ -6,7 +6,7 @@ import { buildLayout, initParams } from '../src/model/layout.ts';
 import { Rng } from '../src/util/rng.ts';
 import {
   addSparse, blockKey, blockShards, children, covered, finalizeGradient, planBlocks, reduceNode, rootBlock, shardRange,
-  type Block, type Partial,
+  type Block, type GradSum,
 } from '../src/dist/reduce.ts';
 import { computeTask, resultToPartial, type TaskMsg } from '../src/dist/task.ts';
 import { createToyModel } from '../src/dist/toy-model.ts';
@@ -14,7 +14,7 @@ import { createToyModel } from '../src/dist/toy-model.ts';
 const sha = (a: Float32Array) => createHash('sha256').update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest('hex');
 
 /** A random partial; some values are −0 and rows overlap between partials on purpose. */
-function randomPartial(rng: Rng, vocab: number, d: number, rest: number): Partial {
+function randomPartial(rng: Rng, vocab: number, d: number, rest: number): GradSum {
   const ids = new Set<number>();
   const n = 1 + rng.int(6);
   while (ids.size < n) ids.add(rng.int(vocab));
@@ -26,7 +26,7 @@ function randomPartial(rng: Rng, vocab: number, d: number, rest: number): Partia
   return { lossSum: rng.next() * 100, tokenCount: 1 + rng.int(50), rest: r, emb: { rows, values } };
 }
 
-const clone = (p: Partial | null): Partial | null => p && ({ ...p, rest: p.rest.slice(), emb: { rows: p.emb.rows.slice(), values: p.emb.values.slice() } });
+const clone = (p: GradSum | null): GradSum | null => p && ({ ...p, rest: p.rest.slice(), emb: { rows: p.emb.rows.slice(), values: p.emb.values.slice() } });
 
 /** A random tiling of [0, m) by aligned blocks: split the root at random. */
 function randomTiling(rng: Rng, m: number): Block[] {
@@ -74,7 +74,7 @@ test('any tiling into pre-added subtrees, in any order, gives the same bytes', (
   const rng = new Rng(11);
   const V = 50, d = 4, rest = 33;
   for (const m of [1, 3, 5, 6, 8, 11]) {
-    const leaves: (Partial | null)[] = [];
+    const leaves: (GradSum | null)[] = [];
     for (let i = 0; i < m; i++) leaves.push(i === 2 && m > 4 ? null /* an empty shard */ : randomPartial(rng, V, d, rest));
     const leafGet = (b: Block) => (b.level === 0 ? clone(leaves[b.index]) : undefined);
     const ref = reduceNode(rootBlock(m), m, d, leafGet)!;
@@ -82,7 +82,7 @@ test('any tiling into pre-added subtrees, in any order, gives the same bytes', (
     for (let trial = 0; trial < 8; trial++) {
       const tiling = randomTiling(rng, m);
       // each "worker" pre-adds its block with the same tree; results arrive in a random order
-      const results = new Map<string, Partial | null>();
+      const results = new Map<string, GradSum | null>();
       rng.shuffle(tiling);
       for (const b of tiling) results.set(blockKey(b), reduceNode(b, m, d, leafGet));
       assert.ok(covered(rootBlock(m), m, (b) => results.has(blockKey(b))));
@@ -105,7 +105,7 @@ test('toy model: every task plan (1–4 workers), with shards chunked per model 
   for (let r = 0; r < R; r++) { const len = 3 + rng.int(T - 3); for (let t = 0; t < len; t++) tokens[r * T + t] = 1 + rng.int(63); }
   const grads: string[] = [];
   for (const workers of [1, 2, 3, 4]) {
-    const results = new Map<string, Partial | null>();
+    const results = new Map<string, GradSum | null>();
     for (const b of planBlocks(m, workers)) {
       const [s0, s1] = blockShards(b, m);
       const r0 = shardRange(R, m, s0)[0], r1 = shardRange(R, m, s1 - 1)[1];

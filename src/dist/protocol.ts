@@ -128,8 +128,3 @@ export function verifyMac(token: string, nonce: string, name: string, mac: strin
 export function coordinatorMaxPayload(total: number, vocab: number): number {
   return total * 4 + vocab * 4 + (1 << 20);
 }
-
-/** Largest frame a worker accepts: the weights. */
-export function workerMaxPayload(total: number): number {
-  return total * 4 + (1 << 20);
-}

@@ -31,7 +31,7 @@
 import type { SparseRows } from '../model/types.js';
 
 /** A (partial) gradient sum over some shards: the embedding as sparse rows, the rest dense. */
-export interface Partial {
+export interface GradSum {
   lossSum: number;
   tokenCount: number;
   /** every parameter after the embedding block: `layout.total − vocab·d_model` floats */
@@ -145,7 +145,7 @@ export function addSparse(a: SparseRows, b: SparseRows, d: number): SparseRows {
 }
 
 /** a ⊕ b where null is an absent node. Reuses `a.rest` as the output buffer (a is consumed). */
-export function combine(a: Partial | null, b: Partial | null, d: number): Partial | null {
+export function combine(a: GradSum | null, b: GradSum | null, d: number): GradSum | null {
   if (a === null) return b;
   if (b === null) return a;
   if (a.rest.length !== b.rest.length) throw new Error(`combine: rest sizes ${a.rest.length} vs ${b.rest.length}`);
@@ -165,7 +165,7 @@ export function combine(a: Partial | null, b: Partial | null, d: number): Partia
  * or a subtree a worker already reduced; null = absent) or undefined to recurse into the children.
  * A leaf with no value is an error (the caller must have all shards covered).
  */
-export function reduceNode(b: Block, m: number, d: number, get: (b: Block) => Partial | null | undefined): Partial | null {
+export function reduceNode(b: Block, m: number, d: number, get: (b: Block) => GradSum | null | undefined): GradSum | null {
   if (b.index * 2 ** b.level >= m) return null;
   const known = get(b);
   if (known !== undefined) return known;
@@ -188,7 +188,7 @@ export function covered(b: Block, m: number, has: (b: Block) => boolean): boolea
  * The step gradient from the root sum: a full `total`-float vector, the embedding rows scattered
  * into a +0 block, everything divided by the token count (float64 division, rounded to float32).
  */
-export function finalizeGradient(root: Partial, vocab: number, d: number, out?: Float32Array): Float32Array {
+export function finalizeGradient(root: GradSum, vocab: number, d: number, out?: Float32Array): Float32Array {
   const e = vocab * d;
   const total = e + root.rest.length;
   const g = out ?? new Float32Array(total);
@@ -204,17 +204,4 @@ export function finalizeGradient(root: Partial, vocab: number, d: number, out?: 
   const rest = root.rest;
   for (let i = 0; i < rest.length; i++) g[e + i] = rest[i] / t;
   return g;
-}
-
-/** Dense embedding rows of a full gradient as sparse rows (rows with any bit set, including −0). */
-export function sparseFromDense(grad: Float32Array, vocab: number, d: number): SparseRows {
-  const bits = new Uint32Array(grad.buffer, grad.byteOffset, vocab * d);
-  const keep: number[] = [];
-  for (let r = 0; r < vocab; r++) {
-    for (let c = 0; c < d; c++) if (bits[r * d + c] !== 0) { keep.push(r); break; }
-  }
-  const rows = Int32Array.from(keep);
-  const values = new Float32Array(rows.length * d);
-  for (let i = 0; i < rows.length; i++) values.set(grad.subarray(rows[i] * d, rows[i] * d + d), i * d);
-  return { rows, values };
 }

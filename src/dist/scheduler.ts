@@ -9,7 +9,7 @@
 import type { ReassignReason, RejectReason, Transport, TrainerObserver } from '../train/events.js';
 import type { TokenBatch } from '../model/types.js';
 import { log } from '../util/log.js';
-import { blockKey, blockRows, children, combine, covered, planBlocks, reduceNode, rootBlock, type Block, type Partial } from './reduce.js';
+import { blockKey, blockRows, children, combine, covered, planBlocks, reduceNode, rootBlock, type Block, type GradSum } from './reduce.js';
 import { checkResult, resultToPartial, type ResultMsg, type TaskMsg } from './task.js';
 
 /** A failure of one task on one worker; `reason` decides how it is counted. */
@@ -56,7 +56,7 @@ export interface WorkerStepStats {
 }
 
 export interface StepOutcome {
-  root: Partial;
+  root: GradSum;
   /** seconds from first dispatch to the last needed result */
   compute: number;
   /** seconds the step waited after the first worker ran out of work */
@@ -156,7 +156,7 @@ export class Scheduler {
   async runStep(step: number, version: number, batch: TokenBatch, shards: number, maxTokens: number): Promise<StepOutcome> {
     const t0 = performance.now();
     const queue: Block[] = planBlocks(shards, Math.max(1, this.links.size));
-    const done = new Map<string, Partial | null>();
+    const done = new Map<string, GradSum | null>();
     const inflight = new Map<number, { block: Block; link: LinkState; timer: NodeJS.Timeout | undefined; expired: boolean }>();
     const stats = new Map<string, WorkerStepStats>();
     const root = rootBlock(shards);
@@ -214,7 +214,7 @@ export class Scheduler {
         for (const f of inflight.values()) if (f.timer) clearTimeout(f.timer);
         const tEnd = lastResult;
         const r0 = performance.now();
-        let sum: Partial | null;
+        let sum: GradSum | null;
         try {
           sum = reduceNode(root, shards, this.opts.d, (b) => done.get(blockKey(b)));
         } catch (e) { reject(e); return; }

@@ -6,7 +6,7 @@ import type { BackendName } from '../backend/types.js';
 import type { ModelConfig } from '../config/index.js';
 import type { LanguageModel } from '../model/api.js';
 import type { TokenBatch } from '../model/types.js';
-import { blockShards, combine, reduceNode, shardRange, type Block, type Partial } from './reduce.js';
+import { blockShards, combine, reduceNode, shardRange, type Block, type GradSum } from './reduce.js';
 
 /** How a worker builds its model replica. `toy` is the pure-JS test double (src/dist/toy-model.ts). */
 export interface ReplicaSpec {
@@ -68,16 +68,16 @@ export async function createReplica(spec: ReplicaSpec): Promise<LanguageModel> {
 }
 
 /** A leaf: the gradient sum of rows [r0, r1) of `tokens`, in fixed row chunks of ≤ maxTokens tokens. */
-function computeShard(model: LanguageModel, params: Float32Array, tokens: Uint16Array, seqLen: number, r0: number, r1: number, maxTokens: number): Partial {
+function computeShard(model: LanguageModel, params: Float32Array, tokens: Uint16Array, seqLen: number, r0: number, r1: number, maxTokens: number): GradSum {
   const E = model.layout.embedding.size, d = model.config.d_model;
   const chunkRows = Math.max(1, Math.floor(maxTokens / seqLen));
-  let acc: Partial | null = null;
+  let acc: GradSum | null = null;
   for (let a = r0; a < r1; a += chunkRows) {
     const b = Math.min(r1, a + chunkRows);
     const batch: TokenBatch = { tokens: tokens.subarray(a * seqLen, b * seqLen), rows: b - a, seqLen };
     const g = model.computeGradients(params, batch);
     // copies: the model may reuse its buffers, and results are transferred
-    const part: Partial = {
+    const part: GradSum = {
       lossSum: g.lossSum, tokenCount: g.tokenCount, rest: g.grad.slice(E),
       emb: { rows: g.embedding.rows.slice(), values: g.embedding.values.slice() },
     };
@@ -92,7 +92,7 @@ export function computeTask(model: LanguageModel, params: Float32Array, t: TaskM
   const d = model.config.d_model;
   const block: Block = { level: t.level, index: t.index };
   const [s0, s1] = blockShards(block, t.shards);
-  const leaves = new Map<number, Partial | null>();
+  const leaves = new Map<number, GradSum | null>();
   for (let s = s0; s < s1; s++) {
     const [r0, r1] = shardRange(t.batchRows, t.shards, s);
     leaves.set(s, r1 > r0 ? computeShard(model, params, t.tokens, t.seqLen, r0 - t.rowStart, r1 - t.rowStart, t.maxTokens) : null);
@@ -101,7 +101,7 @@ export function computeTask(model: LanguageModel, params: Float32Array, t: TaskM
   return toResult(t, sum, (performance.now() - t0) / 1000, model.layout.total - model.layout.embedding.size);
 }
 
-export function toResult(t: TaskMsg, sum: Partial | null, computeSeconds: number, restSize: number): ResultMsg {
+export function toResult(t: TaskMsg, sum: GradSum | null, computeSeconds: number, restSize: number): ResultMsg {
   return {
     step: t.step, version: t.version, taskId: t.taskId, level: t.level, index: t.index,
     empty: sum === null,
@@ -112,7 +112,7 @@ export function toResult(t: TaskMsg, sum: Partial | null, computeSeconds: number
   };
 }
 
-export function resultToPartial(r: ResultMsg): Partial | null {
+export function resultToPartial(r: ResultMsg): GradSum | null {
   if (r.empty) return null;
   return { lossSum: r.lossSum, tokenCount: r.tokenCount, rest: r.rest, emb: { rows: r.embRows, values: r.embValues } };
 }
