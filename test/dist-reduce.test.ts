@@ -55,16 +55,17 @@ test('sparse rows add bit-identically to dense blocks, including −0 and one-si
   }
 });
 
-test('shards cut rows as floor(i·R/M); plans tile [0, M) with about two tasks per worker', () => {
+test('shards cut rows as floor(i·R/M); plans tile [0, M) with about `per` tasks per worker', () => {
   assert.deepEqual([0, 1, 2, 3, 4].map((i) => shardRange(7, 5, i)), [[0, 1], [1, 2], [2, 4], [4, 5], [5, 7]]);
   for (const m of [1, 2, 3, 4, 5, 8, 13]) {
-    for (const w of [1, 2, 3, 4, 8, 16]) {
-      const plan = planBlocks(m, w);
+    for (const w of [1, 2, 3, 4, 8, 16]) for (const per of [2, 4]) {
+      const plan = planBlocks(m, w, per);
       const seen = new Array<number>(m).fill(0);
       for (const b of plan) { const [s0, s1] = blockShards(b, m); for (let s = s0; s < s1; s++) seen[s]++; }
       assert.ok(seen.every((c) => c === 1), `m=${m} w=${w}`);
       assert.ok(plan.length >= Math.min(m, w), `m=${m} w=${w}: ${plan.length} tasks`);
-      if (plan[0].level > 0) assert.ok(plan.length < 4 * w, `m=${m} w=${w}: ${plan.length} tasks`);
+      // coarser than single shards only while that still gives `per` tasks per worker, and never 2× more
+      if (plan[0].level > 0 && w > 1) assert.ok(plan.length >= per * w && plan.length < 2 * per * w, `m=${m} w=${w} per=${per}: ${plan.length} tasks`);
       if (w === 1) assert.equal(plan.length, 1);
     }
   }

@@ -93,15 +93,18 @@ export function children(b: Block, m: number): Block[] {
 }
 
 /**
- * Task granularity: the coarsest aligned level that still gives about two tasks per worker (one
- * when there is a single worker). Bigger tasks pre-add more locally and send less; two per worker
- * let the pull scheduling even out a slow worker (the fast one takes the remaining task). With
- * 2·workers ≥ m every shard is its own task. A failed task is split into its children when it is
+ * Task granularity: the coarsest aligned level that still gives about `perWorker` tasks per worker
+ * (one task when there is a single worker). Bigger tasks pre-add more locally and send less; more
+ * tasks per worker let the pull scheduling even out a slow worker (the fast one takes the
+ * remaining tasks). The scheduler asks for 2 per worker when a remote worker is connected (each
+ * result is a full gradient on the wire) and 4 for thread-only fleets (a result is a transferred
+ * buffer, so finer tasks cost nothing and balance better: measured 1.52× → 1.71× for 2 threads vs
+ * 1 on 2 cores). With perWorker·workers ≥ m every shard is its own task. A failed task is split into its children when it is
  * requeued (see the scheduler), so the remaining workers share it.
  */
-export function planBlocks(m: number, workers: number): Block[] {
+export function planBlocks(m: number, workers: number, perWorker = 2): Block[] {
   const top = log2Int(nextPow2(m));
-  const want = workers <= 1 ? 1 : 2 * workers;
+  const want = workers <= 1 ? 1 : perWorker * workers;
   let level = top;
   while (level > 0 && Math.ceil(m / 2 ** level) < want) level--;
   const out: Block[] = [];

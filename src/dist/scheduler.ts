@@ -155,7 +155,8 @@ export class Scheduler {
    */
   async runStep(step: number, version: number, batch: TokenBatch, shards: number, maxTokens: number): Promise<StepOutcome> {
     const t0 = performance.now();
-    const queue: Block[] = planBlocks(shards, Math.max(1, this.links.size));
+    const anyRemote = [...this.links.values()].some((s) => s.link.transport === 'ws');
+    const queue: Block[] = planBlocks(shards, Math.max(1, this.links.size), anyRemote ? 2 : 4);
     const done = new Map<string, GradSum | null>();
     const inflight = new Map<number, { block: Block; link: LinkState; timer: NodeJS.Timeout | undefined; expired: boolean }>();
     const stats = new Map<string, WorkerStepStats>();
