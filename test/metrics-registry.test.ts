@@ -95,6 +95,11 @@ test('observer events show up in the exposition with the right names, types and 
   const after = parseExposition(await m.registry.metrics()).samples.filter((s) => s.name === 'vilm_build_info');
   assert.equal(after.length, 1);
   assert.match(after[0].labels, /backend="tensorflow"/);
+  // the trainer's start event carries the resolved backend ('auto' never reaches the metric)
+  m.observer.onStart?.({ backend: 'cpu', workers: 2 });
+  const started = parseExposition(await m.registry.metrics()).samples.filter((s) => s.name === 'vilm_build_info');
+  assert.equal(started.length, 1);
+  assert.match(started[0].labels, /backend="cpu"/);
 });
 
 test('per-worker labels are capped: ids past the cap fold into "other"', async () => {

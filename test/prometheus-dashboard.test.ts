@@ -60,7 +60,7 @@ interface LiveRun { metricsPort: number; outDir: string; child: ChildProcess; ex
  * The metrics source: a real short training run. Null (test skipped) while `vilm coordinator`
  * has no --metrics-port flag yet.
  */
-async function startLiveTraining(t: TestContext, dir: string): Promise<LiveRun | null> {
+async function startLiveTraining(t: TestContext, dir: string, metricsPort: number): Promise<LiveRun | null> {
   const help = vilm(['coordinator', '--help'], 60_000);
   assert.equal(help.status, 0, `vilm coordinator --help failed:\n${help.stderr}`);
   if (!help.stdout.includes('--metrics-port')) {
@@ -69,11 +69,10 @@ async function startLiveTraining(t: TestContext, dir: string): Promise<LiveRun |
   }
   const data = await prepareTinyData(dir);
   const outDir = path.join(dir, 'run');
-  const metricsPort = await freePort();
   const child = spawn('node', [
     ...CLI, 'coordinator', '--config', 'configs/test.yaml', '--data', data, '--out', outDir,
     '--workers', '2', '--local-only', '--backend', 'wasm', '--metrics-port', String(metricsPort),
-    '--steps', '60', '--test-batches', '1', '--set', 'train.eval_every=5', '--set', 'train.checkpoint_every=10',
+    '--steps', '150', '--test-batches', '1', '--set', 'train.eval_every=5', '--set', 'train.checkpoint_every=10',
   ], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr?.on('data', (d: Buffer) => { err += d.toString(); });
@@ -85,9 +84,12 @@ test('every Grafana panel query returns data from a real Prometheus scraping a l
   const tools = ensurePrometheus();
   if (!tools.ok) { t.skip(`cannot get Debian's prometheus package (apt unreachable?): ${tools.reason}`); return; }
   const dir = mkdtempSync(path.join(os.tmpdir(), 'vilm-promtest-'));
-  const run = await startLiveTraining(t, dir);
-  if (!run) return;
-  const prom = await startPrometheus(tools.prometheus, [`127.0.0.1:${run.metricsPort}`], { scrapeInterval: '1s' });
+  // Prometheus first (ready, scraping every second), then the run: a short run must not finish
+  // before its first scrape
+  const metricsPort = await freePort();
+  const prom = await startPrometheus(tools.prometheus, [`127.0.0.1:${metricsPort}`], { scrapeInterval: '1s' });
+  const run = await startLiveTraining(t, dir, metricsPort).catch(async (e: unknown) => { await prom.stop(); throw e; });
+  if (!run) { await prom.stop(); return; }
   try {
     const start = Date.now() / 1000;
     // while it trains: take one exposition for promtool, and see Prometheus scrape the target

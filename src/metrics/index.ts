@@ -151,6 +151,7 @@ export function createMetrics(opts: MetricsOptions = {}): VilmMetrics {
   const labels = new BoundedLabels(opts.maxWorkerLabels ?? 32);
 
   const observer: TrainerObserver = {
+    onStart: (e) => setBackend(e.backend),
     onStep(e: StepEvent) {
       steps.inc();
       tokens.inc(e.tokens);

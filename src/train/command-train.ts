@@ -1,6 +1,5 @@
 import { defineCommand } from '../cli/define.js';
-import { runTrainingLoop, type StopSignal } from './loop.js';
-import { backendOf, commonRunOptions, installStopHandlers, resolveRunConfig, runMetrics } from './run-options.js';
+import { commonRunOptions, runLoopCommand } from './run-options.js';
 
 /**
  * `vilm train`: single-process training — the coordinator's loop with one in-process worker, so
@@ -14,16 +13,6 @@ export const trainCommand = defineCommand({
     .example('$0 train --config configs/test.yaml --data runs/data --out runs/t --steps 10 --stop-at 5', 'stop after 5 of 10 steps')
     .example('$0 train --config configs/test.yaml --data runs/data --out runs/t --steps 10 --resume', '…and finish them exactly'),
   handler: async (a) => {
-    const stop: StopSignal = { requested: false };
-    const off = installStopHandlers(stop);
-    const metrics = await runMetrics(a);
-    try {
-      const r = await runTrainingLoop({
-        config: resolveRunConfig(a), dataDir: a.data, outDir: a.out, resume: a.resume, steps: a.steps, stopAt: a['stop-at'],
-        backend: backendOf(a), inProcess: true, threads: 0, tokenizerFile: a.tokenizer, testBatches: a['test-batches'],
-        stopSignal: stop, observers: metrics.observers, hooks: { started: metrics.ready },
-      });
-      if (r.final) process.stdout.write(JSON.stringify(r.final) + '\n');
-    } finally { off(); await metrics.close(); }
+    await runLoopCommand(a, { inProcess: true, threads: 0 });
   },
 });

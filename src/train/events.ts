@@ -49,6 +49,8 @@ export type RejectReason = 'nonfinite' | 'shape' | 'stale' | 'protocol' | 'auth'
 export type ReassignReason = 'died' | 'disconnected' | 'deadline' | 'rejected';
 
 export interface TrainerObserver {
+  /** training begins: the resolved backend of this process (`auto` resolved) and the worker count */
+  onStart?(e: { backend: string; workers: number }): void;
   onStep?(e: StepEvent): void;
   onValidation?(e: { step: number; loss: number; tokens: number }): void;
   onTest?(e: { step: number; loss: number; ppl: number; bitsPerByte: number }): void;

@@ -165,6 +165,7 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
 
   let saving: Promise<void> | undefined;
   let stepping = false;
+  let backendName: string = o.backend;
   const fleet = await Coordinator.start({
     config, backend: o.backend, replica: o.replica ?? 'vilm', inProcess: o.inProcess, threads: o.threads,
     remote: o.remote, observers, taskDeadlineMs: o.taskDeadlineMs, noWorkerTimeoutMs: o.noWorkerTimeoutMs,
@@ -187,7 +188,7 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
     const t0 = performance.now();
     const res = await saveCheckpoint(o.outDir, {
       config, step, weights, optimizer: optimizer.getState(), sampler: cursor, rng: null,
-      tokenizerJson, meta: { trainLoss: lastTrainLoss, valLoss: lastValLoss, backend: o.backend },
+      tokenizerJson, meta: { trainLoss: lastTrainLoss, valLoss: lastValLoss, backend: backendName },
     });
     lastCheckpointStep = step;
     emit(observers, (ob) => ob.onCheckpoint?.({ step, seconds: (performance.now() - t0) / 1000, bytes: res.bytes }));
@@ -210,7 +211,10 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
       log.info(`waiting for ${minWorkers} worker(s)`, { connected: fleet.workerCount });
       await fleet.waitForWorkers(minWorkers);
     }
-    record({ type: 'start', time: new Date().toISOString(), config, workers: fleet.workerCount, backend: o.backend });
+    // the backend this process runs validation/test on (workers log their own choice)
+    backendName = o.replica === 'toy' ? 'toy' : await (await import('../backend/index.js')).initBackend(o.backend);
+    emit(observers, (ob) => ob.onStart?.({ backend: backendName, workers: fleet.workerCount }));
+    record({ type: 'start', time: new Date().toISOString(), config, workers: fleet.workerCount, backend: backendName });
     log.info('training', { from: startStep, to: train.steps, workers: fleet.workerCount, shards: train.micro_shards });
 
     const stopAt = Math.min(train.steps, o.stopAt ?? Infinity);

@@ -8,7 +8,7 @@ import { applyOverrides, loadConfig, type OptimizerName, type RunConfig } from '
 import type { BackendName } from '../backend/types.js';
 import { UserError } from '../util/errors.js';
 import { log } from '../util/log.js';
-import type { StopSignal } from './loop.js';
+import { runTrainingLoop, type StopSignal, type TrainLoopOptions } from './loop.js';
 import type { TrainerObserver } from './events.js';
 
 export interface CommonRunArgs {
@@ -94,4 +94,27 @@ export function installStopHandlers(stop: StopSignal): () => void {
   process.on('SIGINT', on);
   process.on('SIGTERM', on);
   return () => { process.off('SIGINT', on); process.off('SIGTERM', on); };
+}
+
+/** The loop options a command chooses itself; the rest comes from the shared flags. */
+export type FleetOptions = Pick<TrainLoopOptions, 'inProcess' | 'threads'> & Partial<Pick<TrainLoopOptions, 'minWorkers' | 'remote' | 'taskDeadlineMs' | 'noWorkerTimeoutMs'>>;
+
+/**
+ * Run the training loop for `vilm train` / `vilm coordinator`: config from --config/--set, signal
+ * handlers, optional Prometheus metrics; prints final.json on stdout when the run completes.
+ */
+export async function runLoopCommand(a: CommonRunArgs, fleet: FleetOptions): Promise<void> {
+  const config = resolveRunConfig(a);
+  const stop: StopSignal = { requested: false };
+  const off = installStopHandlers(stop);
+  const metrics = await runMetrics(a);
+  try {
+    const r = await runTrainingLoop({
+      config, dataDir: a.data, outDir: a.out, resume: a.resume, steps: a.steps, stopAt: a['stop-at'],
+      backend: backendOf(a), tokenizerFile: a.tokenizer, testBatches: a['test-batches'],
+      stopSignal: stop, observers: metrics.observers, hooks: { started: metrics.ready },
+      ...fleet,
+    });
+    if (r.final) process.stdout.write(JSON.stringify(r.final) + '\n');
+  } finally { off(); await metrics.close(); }
 }

@@ -1,6 +1,5 @@
 import { defineCommand, type AnyCommand } from '../define.js';
-import { runTrainingLoop, type StopSignal } from '../../train/loop.js';
-import { backendOf, commonRunOptions, installStopHandlers, readTokenFile, resolveRunConfig, runMetrics } from '../../train/run-options.js';
+import { commonRunOptions, readTokenFile, runLoopCommand } from '../../train/run-options.js';
 import { hostname } from 'node:os';
 import { runRemoteWorker, type RemoteWorkerEvents } from '../../dist/ws-worker.js';
 import { log } from '../../util/log.js';
@@ -30,22 +29,14 @@ const coordinator = defineCommand({
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UserError(`--port: must be 0..65535, got ${port}`);
     const minWorkers = a['min-workers'] ?? 1;
     if (!Number.isInteger(minWorkers) || minWorkers < 1) throw new UserError(`--min-workers: must be a positive integer, got ${minWorkers}`);
-    if (workers === 0 && a['local-only']) throw new UserError('--workers 0 with --no-remote leaves no worker at all');
+    if (workers === 0 && a['local-only']) throw new UserError('--workers 0 with --local-only leaves no worker at all');
     const token = readTokenFile(a['token-file']);
-    const stop: StopSignal = { requested: false };
-    const off = installStopHandlers(stop);
-    const metrics = await runMetrics(a);
-    try {
-      const r = await runTrainingLoop({
-        config: resolveRunConfig(a), dataDir: a.data, outDir: a.out, resume: a.resume, steps: a.steps, stopAt: a['stop-at'],
-        backend: backendOf(a), inProcess: false, threads: workers, minWorkers, tokenizerFile: a.tokenizer, testBatches: a['test-batches'],
-        remote: a['local-only'] ? undefined : { host: a.host, port, token, tlsCert: a['tls-cert'], tlsKey: a['tls-key'] },
-        taskDeadlineMs: a['task-deadline'] * 1000,
-        noWorkerTimeoutMs: a['wait-workers'] !== undefined ? a['wait-workers'] * 1000 : undefined,
-        stopSignal: stop, observers: metrics.observers, hooks: { started: metrics.ready },
-      });
-      if (r.final) process.stdout.write(JSON.stringify(r.final) + '\n');
-    } finally { off(); await metrics.close(); }
+    await runLoopCommand(a, {
+      inProcess: false, threads: workers, minWorkers,
+      remote: a['local-only'] ? undefined : { host: a.host, port, token, tlsCert: a['tls-cert'], tlsKey: a['tls-key'] },
+      taskDeadlineMs: a['task-deadline'] * 1000,
+      noWorkerTimeoutMs: a['wait-workers'] !== undefined ? a['wait-workers'] * 1000 : undefined,
+    });
   },
 });
 
