@@ -6,7 +6,10 @@
  * bench-results/bench-scaling.json.
  *
  *   npx tsx scripts/bench-scaling.ts [--config configs/tiny.yaml] [--data DIR] [--workers-list 1,2,4,8]
- *                                    [--ws 2] [--steps 4] [--warmup 1] [--set train.micro_shards=16 …]
+ *                                    [--ws 2] [--steps 4] [--warmup 1] [--repeat 3]
+ *
+ * The configurations run interleaved (1, 2, 4, 8, ws, then again) `--repeat` times and each row is
+ * the run with the median tokens/s, so a noisy neighbour on a shared VM hits every row alike. [--set train.micro_shards=16 …]
  *
  * Without --data it uses /work/shared/prepared when present, else writes random token rows of the
  * config's vocabulary (speed does not depend on the text) to a temp dir.
@@ -33,6 +36,7 @@ const { values: args } = parseArgs({
     ws: { type: 'string', default: '2' },
     steps: { type: 'string', default: '4' },
     warmup: { type: 'string', default: '1' },
+    repeat: { type: 'string', default: '3' },
     out: { type: 'string', default: 'bench-results/bench-scaling.json' },
     set: { type: 'string', multiple: true, default: [] },
   },
@@ -108,17 +112,28 @@ async function measure(name: string, transport: 'thread' | 'ws', workers: number
 }
 
 async function main(): Promise<void> {
-  const rows: Row[] = [];
+  const runs = new Map<string, Row[]>();
   const list = args['workers-list'].split(',').map(Number).filter((n) => n > 0);
-  for (const n of list) {
-    process.stderr.write(`threads ${n}…\n`);
-    rows.push(await measure(`threads-${n}`, 'thread', n));
-  }
   const nWs = Number(args.ws);
-  if (nWs > 0) {
-    process.stderr.write(`websocket ${nWs}…\n`);
-    rows.push(await measure(`ws-${nWs}`, 'ws', nWs));
+  const repeat = Math.max(1, Number(args.repeat));
+  const add = (r: Row) => { const key = r.name.replace(/-\d+$/, ''); const a = runs.get(key) ?? []; a.push(r); runs.set(key, a); };
+  for (let k = 1; k <= repeat; k++) {
+    for (const n of list) {
+      process.stderr.write(`[${k}/${repeat}] threads ${n}…\n`);
+      add(await measure(`threads-${n}-${k}`, 'thread', n));
+    }
+    if (nWs > 0) {
+      process.stderr.write(`[${k}/${repeat}] websocket ${nWs}…\n`);
+      add(await measure(`ws-${nWs}-${k}`, 'ws', nWs));
+    }
   }
+  // the median run of each configuration (by tokens/s)
+  const rows: Row[] = [...runs.values()].map((rs) => {
+    const sorted = [...rs].sort((a, b) => a.tokensPerSec - b.tokensPerSec);
+    const med = sorted[Math.floor((sorted.length - 1) / 2)];
+    return { ...med, name: med.name.replace(/-\d+$/, '') };
+  });
+  const allRuns = [...runs.values()].flat();
   rmSync(root, { recursive: true, force: true });
 
   const by = (name: string) => rows.find((r) => r.name === name);
@@ -129,12 +144,12 @@ async function main(): Promise<void> {
     eight_vs_two: ratio(eight, two),
     maxCoordinatorFraction: Math.max(...rows.map((r) => r.coordinatorFraction)),
     ws_vs_threads: ratio(ws, wsThreads),
-    sameWeights: new Set(rows.map((r) => r.weightsSha256)).size === 1,
+    sameWeights: new Set(allRuns.map((r) => r.weightsSha256)).size === 1,
     targets: { speedup2vs1: '>= 1.8', eight_vs_two: '>= 0.9', maxCoordinatorFraction: '<= 0.05', ws_vs_threads: '>= 0.85' },
   };
   const fmt = (x: number, d = 0) => x.toFixed(d).padStart(10);
   const lines = [
-    `config ${args.config}, ${cfg.train.batch_tokens} tokens/batch, ${cfg.train.micro_shards} micro-shards, ${measured} measured steps after ${warmup} warm-up, ${cpus().length} cores`,
+    `config ${args.config}, ${cfg.train.batch_tokens} tokens/batch, ${cfg.train.micro_shards} micro-shards, ${measured} measured steps after ${warmup} warm-up, median of ${repeat} interleaved runs, ${cpus().length} cores`,
     `${'run'.padEnd(12)}${'tokens/s'.padStart(10)}${'padded/s'.padStart(10)}${'step s'.padStart(10)}${'coord ms'.padStart(10)}${'coord %'.padStart(10)}${'wait %'.padStart(10)}${'sent/w/st'.padStart(12)}${'recv/w/st'.padStart(12)}`,
     ...rows.map((r) => `${r.name.padEnd(12)}${fmt(r.tokensPerSec)}${fmt(r.paddedTokensPerSec)}${fmt(r.stepSeconds, 2)}${fmt(r.coordinatorSeconds * 1000, 1)}${fmt(r.coordinatorFraction * 100, 1)}${fmt(r.waitStragglersFraction * 100, 1)}${String(Math.round(r.bytesSentPerWorkerStep)).padStart(12)}${String(Math.round(r.bytesReceivedPerWorkerStep)).padStart(12)}`),
     '',
@@ -143,7 +158,7 @@ async function main(): Promise<void> {
   ];
   process.stdout.write(lines.join('\n') + '\n');
   mkdirSync(path.dirname(args.out), { recursive: true });
-  await writeFileAtomic(args.out, JSON.stringify({ time: new Date().toISOString(), config: args.config, data, cores: cpus().length, warmup, measured, rows, summary }, null, 2) + '\n');
+  await writeFileAtomic(args.out, JSON.stringify({ time: new Date().toISOString(), config: args.config, data, cores: cpus().length, warmup, measured, repeat, rows, runs: allRuns, summary }, null, 2) + '\n');
 }
 
 void main().catch((e: unknown) => { process.stderr.write(`bench-scaling: ${(e as Error).stack ?? String(e)}\n`); process.exit(1); });
