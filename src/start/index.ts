@@ -39,6 +39,8 @@ export interface StartOptions {
   maxTokens: number;
   backend: BackendName;
   set: string[];
+  /** test-split batches scored at the end (a fixed-order prefix covering every bucket); 0 = all */
+  testBatches: number;
   metricsObservers?: TrainerObserver[];
 }
 
@@ -113,7 +115,7 @@ export async function runStart(o: StartOptions): Promise<{ runDir: string; sampl
   const stop: StopSignal = { requested: false };
   const r = await runTrainingLoop({
     config: cfg, dataDir: prepared, outDir: runDir, resume: false, steps, backend: o.backend,
-    inProcess: false, threads: o.workers, stopSignal: stop,
+    inProcess: false, threads: o.workers, stopSignal: stop, testBatches: o.testBatches > 0 ? o.testBatches : undefined,
     observers: [progressObserver, ...(o.metricsObservers ?? [])],
   });
   bar.stop(r.final ? `step ${r.final.step}, validation loss ${fmt(r.final.valLoss)}, test loss ${fmt(r.final.testLoss)} (ppl ${fmt(r.final.testPpl)})` : `stopped at step ${r.step}`);
