@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { loadConfig } from '../src/config/index.ts';
+import { applyOverrides, loadConfig } from '../src/config/index.ts';
 import { runTrainingLoop, type TrainLoopOptions } from '../src/train/loop.ts';
 import type { ReassignReason, WorkerResultEvent } from '../src/train/events.ts';
 import { buildLayout } from '../src/model/layout.ts';
@@ -85,6 +85,38 @@ test('2 WebSocket workers in separate processes give the same weights', async ()
   assert.ok(traffic.length >= 6 && traffic.every((e) => e.transport === 'ws' && e.bytesSent >= 4 * total && e.bytesReceived > 0 && e.microShards > 0));
   // the coordinator said bye: the workers exit cleanly
   assert.deepEqual(await Promise.all(workers.map(exited)), [0, 0]);
+});
+
+test('one `vilm worker --threads 2` process joins as two workers and gives the same weights', async () => {
+  const workers: ChildProcess[] = [];
+  const ids = new Set<string>();
+  const r = await run({
+    remote: { host: '127.0.0.1', port: 0 }, minWorkers: 2,
+    observers: [{ onWorkerResult: (e) => ids.add(e.workerId) }],
+    hooks: { started: (fleet) => { workers.push(cli(['worker', '--connect', `ws://127.0.0.1:${fleet.remote!.port}`, '--name', 'big', '--threads', '2', '--retry', '5'])); } },
+  });
+  assert.equal(r.weightsSha256, ref);
+  assert.equal(ids.size, 2, [...ids].join(','));
+  assert.deepEqual(await Promise.all(workers.map(exited)), [0]);
+});
+
+test('a WebSocket worker keeps heartbeating while a task computes (tasks far longer than the heartbeat timeout)', async () => {
+  const workers: ChildProcess[] = [];
+  const reassigned: ReassignReason[] = [];
+  const computeSeconds: number[] = [];
+  const r = await runTrainingLoop({
+    config: applyOverrides(config, ['train.batch_tokens=8192', 'train.micro_shards=2']), dataDir: data, outDir: path.join(root, `run-${n++}`),
+    resume: false, backend: 'wasm', inProcess: false, threads: 0, testBatches: 1, steps: 3,
+    remote: { host: '127.0.0.1', port: 0, tuning: { heartbeatMs: 20, heartbeatTimeoutMs: 60 } }, minWorkers: 1,
+    observers: [{ onReassigned: (e) => reassigned.push(e.reason), onWorkerResult: (e) => computeSeconds.push(e.computeSeconds) }],
+    hooks: { started: (fleet) => { workers.push(cli(['worker', '--connect', `ws://127.0.0.1:${fleet.remote!.port}`, '--name', 'slow', '--retry', '5'])); } },
+  });
+  assert.equal(r.step, 3);
+  // the scenario really happened: tasks ran longer than the heartbeat timeout…
+  assert.ok(Math.max(...computeSeconds) > 0.06, `tasks took ${computeSeconds.join(', ')} s`);
+  // …and the worker was never dropped for silence
+  assert.deepEqual(reassigned, []);
+  assert.deepEqual(await Promise.all(workers.map(exited)), [0]);
 });
 
 test('a coordinator SIGKILLed after a checkpoint and restarted with --resume gives the same weights', async () => {

@@ -1,3 +1,4 @@
+import type { WsServerTuning } from './ws-server.js';
 /**
  * The coordinator's fleet: the scheduler plus whatever workers feed it — one in-process replica
  * (`vilm train`), N piscina threads sharing the weights through a SharedArrayBuffer, and remote
@@ -23,6 +24,8 @@ export interface RemoteOptions {
   token?: string;
   tlsCert?: string;
   tlsKey?: string;
+  /** heartbeat period/timeout and protocol-error limit (tests shorten them) */
+  tuning?: Partial<WsServerTuning>;
 }
 
 export interface CoordinatorOptions {
@@ -106,7 +109,7 @@ export class Coordinator implements FleetView {
     }
     if (opts.remote) {
       const { startWsServer } = await import('./ws-server.js');
-      c.remote = await startWsServer(c, opts.remote, opts.observers);
+      c.remote = await startWsServer(c, opts.remote, opts.observers, opts.remote.tuning);
     }
     return c;
   }

@@ -3,15 +3,19 @@
  * (HMAC challenge–response, src/dist/protocol.ts), receives the config and the current weights,
  * then computes the tasks it is sent, one at a time, until the coordinator says bye. A lost
  * connection is retried (the coordinator requeues whatever was in flight).
+ *
+ * The model replica runs in a worker thread (the same piscina thread worker as the coordinator's
+ * local workers, weights in a SharedArrayBuffer): the main thread stays free to answer
+ * heartbeats while a task computes, however long it takes.
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { WebSocket, type RawData } from 'ws';
-import type { LanguageModel } from '../model/api.js';
 import { UserError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import { PROTOCOL_VERSION, ProtocolError, authMac, decodeFrame, encodeFrame, type Frame } from './protocol.js';
-import { computeTask, createReplica, type ReplicaSpec, type TaskMsg } from './task.js';
+import type { ReplicaSpec, TaskMsg } from './task.js';
+import { SharedWeights, ThreadPool } from './thread-pool.js';
 
 export interface RemoteWorkerOptions {
   url: string;
@@ -51,7 +55,14 @@ export async function runRemoteWorker(o: RemoteWorkerOptions): Promise<void> {
   if (!/^wss?:\/\//.test(o.url)) throw new UserError(`--connect: expected ws://HOST:PORT or wss://HOST:PORT, got '${o.url}'`);
   const name = (o.name ?? `${hostname()}-${process.pid}`).slice(0, 48);
   const ca = o.caFile ? (() => { try { return readFileSync(o.caFile!); } catch (e) { throw new UserError(`${o.caFile}: cannot read --tls-ca (${(e as NodeJS.ErrnoException).code ?? String(e)})`); } })() : undefined;
-  let model: { spec: string; model: Promise<LanguageModel> } | undefined;
+  let replica: { spec: string; pool: ThreadPool; shared: SharedWeights } | undefined;
+  try {
+    await connectLoop();
+  } finally {
+    await replica?.pool.close();
+  }
+
+  async function connectLoop(): Promise<void> {
   let deadline = Date.now() + o.retryMs;
   let delay = 250;
   for (;;) {
@@ -65,6 +76,7 @@ export async function runRemoteWorker(o: RemoteWorkerOptions): Promise<void> {
     await new Promise((r) => setTimeout(r, delay));
     delay = Math.min(delay * 2, 5000);
   }
+  }
 
   function connectOnce(): Promise<Ending> {
     return new Promise<Ending>((resolve) => {
@@ -77,7 +89,6 @@ export async function runRemoteWorker(o: RemoteWorkerOptions): Promise<void> {
       });
       let ending: Ending | undefined;
       let joined = false;
-      let weights: Float32Array | undefined;
       let version = -1;
       let heartbeatMs = 2000;
       let heartbeat: NodeJS.Timeout | undefined;
@@ -120,25 +131,33 @@ export async function runRemoteWorker(o: RemoteWorkerOptions): Promise<void> {
             o.events?.onConnected?.(true);
             heartbeatMs = f.heartbeatMs;
             const key = JSON.stringify(f.spec);
-            if (!model || model.spec !== key) model = { spec: key, model: createReplica(f.spec as ReplicaSpec) };
+            if (!replica || replica.spec !== key || replica.shared.weights.length !== f.total) {
+              if (replica) void replica.pool.close();
+              const shared = new SharedWeights(f.total);
+              replica = { spec: key, shared, pool: new ThreadPool(1, f.spec as ReplicaSpec, shared) };
+            }
             log.info('joined coordinator', { url: o.url, id: f.id, params: f.total });
             heartbeat = setInterval(() => { send({ t: 'heartbeat', v, time: Date.now() }); }, heartbeatMs);
             return;
           }
           case 'weights':
             // in order with the tasks: a task queued before these weights has already run
-            chain = chain.then(() => { weights = f.weights; version = f.version; });
+            chain = chain.then(() => {
+              replica!.shared.weights.set(f.weights);
+              replica!.shared.publish(f.version);
+              version = f.version;
+            });
             return;
           case 'task': {
             const task: TaskMsg = f;
             chain = chain.then(async () => {
-              const m = await model!.model;
-              if (!weights || version !== task.version) {
+              if (!replica || version !== task.version) {
                 log.warn(`task ${task.taskId} needs weights version ${task.version}, have ${version}; skipped`);
                 return;
               }
               if (ws.readyState !== ws.OPEN) return;
-              const r = computeTask(m, weights, task);
+              // the tokens are a view into the received frame: copy them so the thread gets its own buffer
+              const r = await replica.pool.links[0].run({ ...task, tokens: task.tokens.slice() });
               const sent = send({ t: 'result', v, ...r });
               const shards = Math.min((task.index + 1) * 2 ** task.level, task.shards) - Math.min(task.index * 2 ** task.level, task.shards);
               o.events?.onTask?.({ microShards: shards, computeSeconds: r.computeSeconds, bytesSent: sent, bytesReceived: received });
