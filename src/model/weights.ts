@@ -1,0 +1,73 @@
+/**
+ * The per-call tensors of the model: the flat parameter vector (./layout.ts) uploaded as tensors,
+ * the gradient sink the backward passes write into, and the context every component reads.
+ *
+ * Matrices are stored [in, out] so every forward product is a plain x·W; their transposes
+ * [out, in] are uploaded too, so every backward product is a plain dy·Wᵀ (transposed matmuls are
+ * slow on wasm). The token embedding is not uploaded: its lookup is done in JS (./embedding.ts).
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { ModelConfig } from '../config/index.js';
+import type { Layout } from './layout.js';
+import type { RopeTensors } from './rope.js';
+
+export type T2 = tf.Tensor;
+
+/** The weights of one call as tensors; matrices [in, out] plus their transposes [out, in] for backward. */
+export interface Weights {
+  get(name: string): T2;
+  getT(name: string): T2;
+  vec(name: string): tf.Tensor;
+  has(name: string): boolean;
+  dispose(): void;
+}
+
+/**
+ * Gradients by parameter name, in the order the backward pass produced them (the write-back into
+ * the flat gradient follows this order, which matters when two entries add into one region).
+ */
+export type Grads = Map<string, tf.Tensor>;
+
+/** One forward/backward pass over B rows of T positions (N = B·T); all activations are 2-D [N, ·]. */
+export interface Pass {
+  cfg: ModelConfig;
+  W: Weights;
+  B: number;
+  T: number;
+  /** RoPE tables for positions 0..T−1 (cos/sin [T, d], perm [d, d]) */
+  rope: RopeTensors;
+  /** additive causal mask [T, T] */
+  mask: T2;
+  /** where the backward functions put their parameter gradients */
+  grads: Grads;
+}
+
+/** Upload the flat parameter vector (call outside tidy; dispose() frees it). */
+export function uploadWeights(layout: Layout, cfg: ModelConfig, params: Float32Array): Weights {
+  const mats = new Map<string, T2>(), trans = new Map<string, T2>(), vecs = new Map<string, tf.Tensor>();
+  for (const p of layout.params) {
+    if (p.kind === 'embedding') continue; // the lookup is done in JS (see ./embedding.ts)
+    const data = params.subarray(p.offset, p.offset + p.size);
+    if (p.kind === 'matrix') {
+      const m = tf.tensor2d(data, [p.shape[0], p.shape[1]]);
+      mats.set(p.name, m);
+      trans.set(p.name, tf.transpose(m));
+    } else {
+      vecs.set(p.name, tf.tensor1d(data));
+    }
+  }
+  if (cfg.tie_embeddings) {
+    // Wout = Eᵀ [d, V]; its transpose is E itself [V, d].
+    const E = tf.tensor2d(params.subarray(0, cfg.vocab_size * cfg.d_model), [cfg.vocab_size, cfg.d_model]);
+    trans.set('output.weight', E);
+    mats.set('output.weight', tf.transpose(E));
+  }
+  const missing = (n: string): never => { throw new Error(`model: no parameter ${n}`); };
+  return {
+    get: (n) => mats.get(n) ?? missing(n),
+    getT: (n) => trans.get(n) ?? missing(n),
+    vec: (n) => vecs.get(n) ?? missing(n),
+    has: (n) => mats.has(n) || vecs.has(n),
+    dispose: () => { tf.dispose([...mats.values(), ...trans.values(), ...vecs.values()]); },
+  };
+}
