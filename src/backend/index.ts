@@ -1,10 +1,12 @@
 /**
  * Backend setup — the one place that chooses the TensorFlow.js backend.
  *
- *   initBackend(name: BackendName = 'auto'): Promise<'tensorflow' | 'wasm' | 'cpu'>
+ *   initBackend(name: BackendName = 'auto'): Promise<ActiveBackend>   // 'tensorflow' | 'wasm' | 'cpu'
  *
- * `auto`: @tensorflow/tfjs-node when it is installed (an optionalDependency that cannot install on
- * machines without internet), else @tensorflow/tfjs-backend-wasm, else the pure-JS `cpu` backend.
+ * The backends (how each loads, which kernel fixes it gets, its messages) are listed once, in
+ * ./registry.ts. `auto`: @tensorflow/tfjs-node when it is installed (an optionalDependency that
+ * cannot install on machines without internet), else @tensorflow/tfjs-backend-wasm, else the
+ * pure-JS `cpu` backend (the registry's order).
  * An explicit name (the CLI's `--backend`) forces that backend and fails if it cannot start.
  * The choice is logged once per thread. The kernel fixes of ./kernels.ts are installed once per
  * backend per thread, right after the backend starts.
@@ -15,9 +17,11 @@
  * every thread calls initBackend itself.
  */
 import * as tf from '@tensorflow/tfjs';
+// Registered at import, as it always was (the wasm entry's `load` in ./registry.ts imports it too,
+// a no-op after this), so tfjs's own default for code that touches tf before initBackend is unchanged.
 import '@tensorflow/tfjs-backend-wasm';
 import { isMainThread } from 'node:worker_threads';
-import type { BackendName } from './types.js';
+import { BACKENDS, BACKEND_NAMES, isBackendName, type ActiveBackend, type BackendName } from './registry.js';
 import { installKernelFixes } from './kernels.js';
 import { log } from '../util/log.js';
 import { UserError } from '../util/errors.js';
@@ -25,28 +29,12 @@ import { UserError } from '../util/errors.js';
 // Silence tfjs's console banners (e.g. the cpu backend's 'install tfjs-node' notice); vilm logs the choice itself.
 tf.env().set('PROD', true);
 
-export type ActiveBackend = 'tensorflow' | 'wasm' | 'cpu';
-export type { BackendName } from './types.js';
+export type { ActiveBackend, BackendName, BackendSpec } from './registry.js';
+export { BACKENDS, BACKEND_NAMES, isBackendName } from './registry.js';
 export { softmaxCrossEntropy, softmaxCrossEntropyWithGrad, setStockKernels } from './kernels.js';
 
 let active: ActiveBackend | undefined;
 let pending: Promise<ActiveBackend> | undefined;
-let nodeLoadError: string | undefined;
-
-/** Try to load tfjs-node (registers the `tensorflow` backend). Returns false when not installed. */
-async function loadTfjsNode(): Promise<boolean> {
-  if (tf.findBackend('tensorflow')) return true;
-  if (nodeLoadError !== undefined) return false;
-  try {
-    // A variable specifier keeps TypeScript from requiring the optional package's types.
-    const spec = '@tensorflow/tfjs-node';
-    await import(spec);
-    return tf.findBackend('tensorflow') !== null;
-  } catch (e) {
-    nodeLoadError = (e as Error).message.split('\n')[0];
-    return false;
-  }
-}
 
 async function start(name: ActiveBackend): Promise<boolean> {
   try {
@@ -59,26 +47,29 @@ async function start(name: ActiveBackend): Promise<boolean> {
   }
 }
 
+/**
+ * An explicit name tries only that backend and throws its `failure()` when it cannot start; `auto`
+ * tries BACKEND_NAMES in order and throws only when the last one cannot start either.
+ */
 async function choose(name: BackendName): Promise<ActiveBackend> {
-  if (name !== 'auto' && name !== 'tensorflow' && name !== 'wasm' && name !== 'cpu') {
-    throw new UserError(`--backend: must be one of auto|tensorflow|wasm|cpu, got '${String(name)}'`);
+  if (!isBackendName(name)) {
+    throw new UserError(`--backend: must be one of ${['auto', ...BACKEND_NAMES].join('|')}, got '${String(name)}'`);
   }
+  const auto = name === 'auto';
+  const candidates: readonly ActiveBackend[] = auto ? BACKEND_NAMES : [name];
   let chosen: ActiveBackend | undefined;
   let reason = '';
-  if (name === 'tensorflow' || name === 'auto') {
-    if ((await loadTfjsNode()) && (await start('tensorflow'))) { chosen = 'tensorflow'; reason = '@tensorflow/tfjs-node'; }
-    else if (name === 'tensorflow') throw new UserError(`--backend tensorflow: @tensorflow/tfjs-node is not usable here (${nodeLoadError ?? 'failed to start'})`);
+  for (let i = 0; i < candidates.length; i++) {
+    const b = BACKENDS[candidates[i]];
+    if ((await b.load(tf)) && (await start(b.name))) {
+      chosen = b.name;
+      reason = auto ? b.reason.auto : b.reason.explicit;
+      break;
+    }
+    if (!auto || i === candidates.length - 1) throw b.failure();
   }
-  if (!chosen && (name === 'wasm' || name === 'auto')) {
-    if (await start('wasm')) { chosen = 'wasm'; reason = name === 'auto' ? 'tfjs-node not installed' : '--backend wasm'; }
-    else if (name === 'wasm') throw new UserError('--backend wasm: @tensorflow/tfjs-backend-wasm failed to start');
-  }
-  if (!chosen) {
-    if (!(await start('cpu'))) throw new Error('the cpu backend failed to start');
-    chosen = 'cpu';
-    reason = name === 'auto' ? 'neither tfjs-node nor wasm available' : '--backend cpu';
-  }
-  installKernelFixes(chosen);
+  if (!chosen) throw new Error('no tfjs backend is registered'); // unreachable: the loop returns or throws
+  installKernelFixes(chosen, BACKENDS[chosen].kernelFixes);
   if (chosen !== active) log.info('tfjs backend', { backend: chosen, reason, thread: isMainThread ? 'main' : 'worker' });
   active = chosen;
   return chosen;

@@ -1,7 +1,8 @@
 /**
  * Kernel fixes for the TensorFlow.js wasm (and cpu) backends, installed once per thread by
- * `initBackend` (src/backend/index.ts). Each one addresses a measured problem
- * (see ../shared/notes/tfjs-on-this-machine.md) and has a test in test/backend-kernels.test.ts:
+ * `initBackend` (src/backend/index.ts; which set a backend gets is its `kernelFixes` in
+ * ./registry.ts). Each one addresses a measured problem (see ../shared/notes/tfjs-on-this-machine.md)
+ * and has a test in test/backend-kernels.test.ts:
  *
  *  1. `UnsortedSegmentSum` (the gradient of `tf.gather`) is missing on wasm and loops over every
  *     segment on cpu (minutes at 10k rows). Replaced by a scatter-add over the ids, written here in
@@ -338,24 +339,41 @@ function patch(kernelName: string, backendName: string, fixed: KernelFunc): void
 const installed = new Set<string>();
 
 /**
- * Install the fixes for one backend, once per thread. Must run AFTER the backend is initialised:
- * the stock wasm kernels being wrapped need their setup (cwrap) to have run.
+ * Which fixes a backend gets (declared per backend in ./registry.ts): `wasm` (all five, reading the
+ * wasm heap), `cpu` (the gather gradient and the fused cross-entropy, reading the cpu data store),
+ * `none` (e.g. tfjs-node: libtensorflow has all of these natively).
  */
-export function installKernelFixes(backendName: 'wasm' | 'cpu' | 'tensorflow'): void {
+export type KernelFixSet = 'wasm' | 'cpu' | 'none';
+
+/**
+ * Install the fixes `set` for one backend, once per thread. Must run AFTER the backend is
+ * initialised: the stock wasm kernels being wrapped need their setup (cwrap) to have run.
+ */
+export function installKernelFixes(backendName: string, set: KernelFixSet): void {
   if (installed.has(backendName)) return;
   installed.add(backendName);
-  if (backendName === 'tensorflow') return; // libtensorflow has all of these natively
-  patch('UnsortedSegmentSum', backendName, unsortedSegmentSum);
-  if (backendName === 'wasm') {
-    const stockMatMul = tf.getKernel('BatchMatMul', 'wasm').kernelFunc;
-    const transpose = tf.getKernel('Transpose', 'wasm').kernelFunc;
-    patch('BatchMatMul', backendName, wrapBatchMatMul(stockMatMul, transpose));
-    patch('OneHot', backendName, oneHot);
-    patch('Slice', backendName, sliceKernel);
-    patch('Unpack', backendName, unpackKernel);
-    const stockSoftmax = tf.getKernel('Softmax', 'wasm').kernelFunc;
-    replaceKernel({ kernelName: SOFTMAX_CE, backendName, kernelFunc: softmaxCEKernel(stockSoftmax) });
-  } else {
-    replaceKernel({ kernelName: SOFTMAX_CE, backendName, kernelFunc: softmaxCEKernel(undefined) });
+  switch (set) {
+    case 'none':
+      return;
+    case 'wasm': {
+      patch('UnsortedSegmentSum', backendName, unsortedSegmentSum);
+      const stockMatMul = tf.getKernel('BatchMatMul', 'wasm').kernelFunc;
+      const transpose = tf.getKernel('Transpose', 'wasm').kernelFunc;
+      patch('BatchMatMul', backendName, wrapBatchMatMul(stockMatMul, transpose));
+      patch('OneHot', backendName, oneHot);
+      patch('Slice', backendName, sliceKernel);
+      patch('Unpack', backendName, unpackKernel);
+      const stockSoftmax = tf.getKernel('Softmax', 'wasm').kernelFunc;
+      replaceKernel({ kernelName: SOFTMAX_CE, backendName, kernelFunc: softmaxCEKernel(stockSoftmax) });
+      return;
+    }
+    case 'cpu':
+      patch('UnsortedSegmentSum', backendName, unsortedSegmentSum);
+      replaceKernel({ kernelName: SOFTMAX_CE, backendName, kernelFunc: softmaxCEKernel(undefined) });
+      return;
+    default: {
+      const _exhaustive: never = set;
+      throw new Error(`installKernelFixes: unknown fix set '${String(_exhaustive)}'`);
+    }
   }
 }

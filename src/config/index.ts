@@ -1,6 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { UserError } from '../util/errors.js';
+import { OPTIMIZER_NAMES, type OptimizerName } from '../optim/registry.js';
+
+export type { OptimizerName } from '../optim/registry.js';
 
 /**
  * The run configuration: one YAML file in `configs/` sizes the model and the training run.
@@ -22,8 +25,6 @@ export interface ModelConfig {
   bias: boolean;
   tie_embeddings: boolean;
 }
-
-export type OptimizerName = 'sgd' | 'momentum' | 'rmsprop' | 'adam';
 
 export interface TrainConfig {
   optimizer: OptimizerName;
@@ -78,7 +79,7 @@ const MODEL_SPEC: Spec = {
   norm_eps: 'pos', activation: ['gelu_tanh', 'gelu', 'relu'], bias: 'bool', tie_embeddings: 'bool',
 };
 const TRAIN_SPEC: Spec = {
-  optimizer: ['sgd', 'momentum', 'rmsprop', 'adam'], lr: 'pos', min_lr: 'num', warmup_steps: 'num',
+  optimizer: OPTIMIZER_NAMES, lr: 'pos', min_lr: 'num', warmup_steps: 'num',
   steps: 'num', beta1: 'num', beta2: 'num', eps: 'pos', momentum: 'num', rms_decay: 'num',
   weight_decay: 'num', clip_norm: 'num', batch_tokens: 'int', micro_shards: 'int',
   max_micro_batch_tokens: 'int', eval_every: 'num', eval_batches: 'num', checkpoint_every: 'num',

@@ -1,4 +1,4 @@
-import type { TrainConfig } from '../config/index.js';
+import type { ScheduleConfig } from './types.js';
 
 /**
  * Learning rate for the optimizer step with 0-based index `step` (the step about to be taken):
@@ -11,7 +11,7 @@ import type { TrainConfig } from '../config/index.js';
  * So the first step after warmup uses exactly `lr` and the last step (`steps − 1`) exactly
  * `min_lr`. With `warmup_steps = 0` the schedule starts at `lr`.
  */
-export function learningRate(step: number, train: Pick<TrainConfig, 'lr' | 'min_lr' | 'warmup_steps' | 'steps'>): number {
+export function learningRate(step: number, train: ScheduleConfig): number {
   const { lr, min_lr: minLr, warmup_steps: warmup, steps } = train;
   if (step < warmup) return (lr * (step + 1)) / warmup;
   const span = steps - 1 - warmup;

@@ -38,7 +38,7 @@ import path from 'node:path';
 import { validateConfig, type RunConfig } from '../config/index.js';
 import type { SamplerCursor } from '../data/types.js';
 import { buildLayout } from '../model/layout.js';
-import { optimizerBufferNames } from '../optim/index.js';
+import { isOptimizerName, optimizerBufferNames } from '../optim/index.js';
 import type { OptimizerState } from '../optim/types.js';
 import { tempPathFor } from '../util/atomic.js';
 import { UserError } from '../util/errors.js';
@@ -187,7 +187,7 @@ export function decodeCheckpoint(buf: Buffer, where: string): Checkpoint {
   };
   const weights = f32(tensor('weights', 'F32', total));
   const optName = h.optimizer?.name;
-  if (optName !== 'sgd' && optName !== 'momentum' && optName !== 'rmsprop' && optName !== 'adam') {
+  if (!isOptimizerName(optName)) {
     throw new UserError(`${where}: corrupt checkpoint (unknown optimizer '${String(optName)}')`);
   }
   const buffers: Record<string, Float32Array> = {};
