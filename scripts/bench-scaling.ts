@@ -22,9 +22,9 @@ import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { applyOverrides, loadConfig } from '../src/config/index.ts';
-import { writeSyntheticData } from '../src/dist/synthetic-data.ts';
+import { writeSyntheticData } from '../test/support/synthetic-data.ts';
 import { runTrainingLoop } from '../src/train/loop.ts';
-import type { StepEvent, WorkerResultEvent } from '../src/train/events.ts';
+import type { StepEvent, WorkerResultEvent } from '../src/events/index.ts';
 import { writeFileAtomic } from '../src/util/atomic.ts';
 import { setQuiet } from '../src/util/log.ts';
 

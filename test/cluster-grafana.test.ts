@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { createMetrics } from '../src/metrics/index.ts';
-import { DATASOURCE_UID, dashboardQueries, loadDashboard, promqlReferences } from '../src/metrics/dashboard.ts';
+import { DATASOURCE_UID, dashboardQueries, loadDashboard, promqlReferences } from './support/dashboard.ts';
 
 /**
  * The Grafana dashboard, cross-checked against what the metrics module really registers: every

@@ -7,7 +7,7 @@ import { crawlDump, readDumpPages } from '../src/data/crawl/dump.ts';
 import { CrawlOutput } from '../src/data/crawl/output.ts';
 import { UserError } from '../src/util/errors.ts';
 import { setQuiet } from '../src/util/log.ts';
-import { haveBzip2, bzip2, runCli } from './fixtures/crawl/server.ts';
+import { haveBzip2, bzip2, runCli } from './support/crawl-server.ts';
 
 const HAVE_BZIP2 = haveBzip2();
 const SKIP = HAVE_BZIP2 ? false : 'no system bzip2 binary to compress the fixture dump';

@@ -9,7 +9,7 @@ import { crawlHf } from '../src/data/crawl/hf.ts';
 import { CrawlOutput } from '../src/data/crawl/output.ts';
 import { UserError } from '../src/util/errors.ts';
 import { setQuiet } from '../src/util/log.ts';
-import { startServer, sendJson, sendBytes, runCli, type FixtureServer, type Req } from './fixtures/crawl/server.ts';
+import { startServer, sendJson, sendBytes, runCli, type FixtureServer, type Req } from './support/crawl-server.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const DATASET = 'vilm-test/tin-tuc';

@@ -10,7 +10,7 @@ import { parseRetryAfter } from '../src/data/crawl/http.ts';
 import { wikitextToPlain } from '../src/data/crawl/wikitext.ts';
 import { UserError } from '../src/util/errors.ts';
 import { setQuiet } from '../src/util/log.ts';
-import { startServer, sendJson, runCli, type FixtureServer, type Req } from './fixtures/crawl/server.ts';
+import { startServer, sendJson, runCli, type FixtureServer, type Req } from './support/crawl-server.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 let dir: string;

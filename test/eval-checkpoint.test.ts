@@ -8,8 +8,8 @@ import { initBackend } from '../src/backend/index.ts';
 import { cleanText } from '../src/data/clean/index.ts';
 import { createModel } from '../src/model/model.ts';
 import { evaluateDocuments, evaluateIds, documentWindows } from '../src/train/eval.ts';
-import { makeTestRun, VI_TEXTS, type TestRun } from './eval-fixtures.ts';
-import { checkpointTokenizer } from '../src/train/command-eval.ts';
+import { makeTestRun, VI_TEXTS, type TestRun } from './support/eval-fixtures.ts';
+import { checkpointTokenizer } from '../src/train/open-model.ts';
 import { UserError } from '../src/util/errors.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'vilm-eval-'));

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { loadConfig } from '../src/config/index.ts';
 import { buildLayout, initParams } from '../src/model/layout.ts';
 import { weightsSha256 } from '../src/train/checkpoint.ts';
-import { preparedData } from './dist-fixtures.ts';
+import { preparedData } from './support/fixtures.ts';
 
 /** configs/test.yaml, sample corpus (512-token tokenizer), 6 steps, wasm. */
 const GOLDEN = '0d0daded53558a8c4cc860a55999b1ab6ef80dec0889c5a0833572094b239808';

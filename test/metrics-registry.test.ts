@@ -1,7 +1,8 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { createMetrics, startMetricsServer, combineObservers, BoundedLabels, OTHER_WORKER } from '../src/metrics/index.ts';
-import type { StepEvent, TrainerObserver } from '../src/train/events.ts';
+import { createMetrics, BoundedLabels, OTHER_WORKER } from '../src/metrics/index.ts';
+import { startMetricsServer } from '../src/metrics/server.ts';
+import { combineObservers, type StepEvent, type TrainerObserver } from '../src/events/index.ts';
 
 function step(i: number): StepEvent {
   return {
@@ -38,9 +39,9 @@ test('observer events show up in the exposition with the right names, types and 
   o.onValidation!({ step: 3, loss: 7.25, tokens: 500 });
   o.onTest!({ step: 3, loss: 7.5, ppl: Math.exp(7.5), bitsPerByte: 2.5 });
   o.onWorkers!({ inprocess: 0, thread: 2, ws: 1 });
-  o.onWorkerResult!({ workerId: 'w1', transport: 'thread', microShards: 3, computeSeconds: 1.5, bytesSent: 100, bytesReceived: 4000 });
-  o.onWorkerResult!({ workerId: 'w1', transport: 'thread', microShards: 1, computeSeconds: 0.5, bytesSent: 50, bytesReceived: 2000 });
-  o.onWorkerResult!({ workerId: 'r1', transport: 'ws', microShards: 2, computeSeconds: 2, bytesSent: 70, bytesReceived: 3000 });
+  o.onWorkerResult!({ step: 1, workerId: 'w1', transport: 'thread', microShards: 3, computeSeconds: 1.5, bytesSent: 100, bytesReceived: 4000 });
+  o.onWorkerResult!({ step: 1, workerId: 'w1', transport: 'thread', microShards: 1, computeSeconds: 0.5, bytesSent: 50, bytesReceived: 2000 });
+  o.onWorkerResult!({ step: 1, workerId: 'r1', transport: 'ws', microShards: 2, computeSeconds: 2, bytesSent: 70, bytesReceived: 3000 });
   o.onReassigned!({ count: 2, reason: 'deadline' });
   o.onRejected!({ workerId: 'r1', reason: 'nonfinite' });
   o.onCheckpoint!({ step: 3, seconds: 0.2, bytes: 123456 });
@@ -96,7 +97,7 @@ test('observer events show up in the exposition with the right names, types and 
   assert.equal(after.length, 1);
   assert.match(after[0].labels, /backend="tensorflow"/);
   // the trainer's start event carries the resolved backend ('auto' never reaches the metric)
-  m.observer.onStart?.({ backend: 'cpu', workers: 2 });
+  m.observer.onStart?.({ backend: 'cpu', workers: 2, config: {} });
   const started = parseExposition(await m.registry.metrics()).samples.filter((s) => s.name === 'vilm_build_info');
   assert.equal(started.length, 1);
   assert.match(started[0].labels, /backend="cpu"/);
@@ -105,10 +106,10 @@ test('observer events show up in the exposition with the right names, types and 
 test('per-worker labels are capped: ids past the cap fold into "other"', async () => {
   const m = createMetrics({ maxWorkerLabels: 3, processMetrics: false });
   for (let i = 0; i < 10; i++) {
-    m.observer.onWorkerResult!({ workerId: `w${i}`, transport: 'ws', microShards: 1, computeSeconds: 1, bytesSent: 1, bytesReceived: 1 });
+    m.observer.onWorkerResult!({ step: 1, workerId: `w${i}`, transport: 'ws', microShards: 1, computeSeconds: 1, bytesSent: 1, bytesReceived: 1 });
   }
   // an early id keeps its own label when it comes back
-  m.observer.onWorkerResult!({ workerId: 'w1', transport: 'ws', microShards: 5, computeSeconds: 1, bytesSent: 1, bytesReceived: 1 });
+  m.observer.onWorkerResult!({ step: 1, workerId: 'w1', transport: 'ws', microShards: 5, computeSeconds: 1, bytesSent: 1, bytesReceived: 1 });
   const { samples } = parseExposition(await m.registry.metrics());
   const shards = samples.filter((s) => s.name === 'vilm_worker_micro_shards_total');
   assert.deepEqual(shards.map((s) => s.labels).sort(), ['{worker="other"}', '{worker="w0"}', '{worker="w1"}', '{worker="w2"}']);
@@ -163,7 +164,7 @@ test('combineObservers fans each event out to every observer that handles it', (
 });
 
 test('serveCoordinatorMetrics: one call gives the observer and a server that turns ready', async () => {
-  const { serveCoordinatorMetrics } = await import('../src/metrics/serve.ts');
+  const { serveCoordinatorMetrics } = await import('../src/metrics/coordinator.ts');
   const m = await serveCoordinatorMetrics({ port: 0, host: '127.0.0.1', backend: 'wasm' });
   try {
     const base = `http://127.0.0.1:${m.port}`;

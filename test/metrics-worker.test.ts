@@ -1,7 +1,8 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { createWorkerMetrics } from '../src/metrics/worker.ts';
-import { createMetrics, startMetricsServer } from '../src/metrics/index.ts';
+import { createMetrics } from '../src/metrics/index.ts';
+import { startMetricsServer } from '../src/metrics/server.ts';
 
 test('a remote worker\'s own metrics: tasks, shards, bytes, connection; names never clash with the coordinator\'s', async () => {
   const w = createWorkerMetrics({ name: 'gpu-box-1', backend: 'wasm', version: '1.2.3' });

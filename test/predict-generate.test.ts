@@ -8,7 +8,7 @@ import { initBackend } from '../src/backend/index.ts';
 import { createModel } from '../src/model/model.ts';
 import { buildLayout } from '../src/model/layout.ts';
 import { generate, generateIds, argmax } from '../src/train/generate.ts';
-import { makeTestRun, type TestRun } from './eval-fixtures.ts';
+import { makeTestRun, type TestRun } from './support/eval-fixtures.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'vilm-predict-'));
 let run: TestRun;

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { ensurePrometheus, freePort, startPrometheus, queryRange, promtoolCheckMetrics, upTargets } from '../scripts/fetch-prometheus.ts';
-import { dashboardQueries, expandGrafanaVariables, loadDashboard } from '../src/metrics/dashboard.ts';
+import { dashboardQueries, expandGrafanaVariables, loadDashboard } from './support/dashboard.ts';
 import { prepareDataset } from '../src/data/prepare/prepare.ts';
 import type { Tokenizer } from '../src/tokenizer/types.ts';
 

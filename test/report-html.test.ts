@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { SaxesParser } from 'saxes';
 import { loadRun, renderReport, summarizeWorkers, writeReport } from '../src/report/index.ts';
-import type { RunLogRecord } from '../src/train/events.ts';
+import type { RunLogRecord } from '../src/events/index.ts';
 import { Rng } from '../src/util/rng.ts';
 
 /** A realistic run folder: start, N steps with 3 workers each, validation every 10, test, final.json. */

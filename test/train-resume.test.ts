@@ -10,8 +10,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadCheckpoint } from '../src/train/checkpoint.ts';
-import type { RunLogRecord } from '../src/train/events.ts';
-import { preparedData } from './dist-fixtures.ts';
+import type { RunLogRecord } from '../src/events/index.ts';
+import { preparedData } from './support/fixtures.ts';
 
 const root = mkdtempSync(path.join(tmpdir(), 'vilm-train-resume-'));
 const data = preparedData(path.join(root, 'prep'));

@@ -1,11 +1,8 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
-import { UserError } from '../util/errors.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type {
-  ReassignReason, RejectReason, StepEvent, StepTiming, TrainerObserver, Transport, WorkerResultEvent,
-} from '../train/events.js';
+import {
+  REASSIGN_REASONS, REJECT_REASONS, TRANSPORTS, type StepEvent, type StepTiming, type TrainerObserver, type WorkerResultEvent,
+} from '../events/index.js';
 
 /**
  * Prometheus metrics for the coordinator (prom-client).
@@ -14,20 +11,18 @@ import type {
  * `_total` on counters, histograms for durations. Throughput is NOT exported as a gauge: it is
  * derived in PromQL, e.g. `rate(vilm_tokens_total[1m])` gives tokens/s.
  *
- * Every trainer event (see src/train/events.ts) updates the metrics through `metrics.observer`.
+ * Every trainer event (see src/events) updates the metrics through `metrics.observer`. The HTTP
+ * server is ./server.ts; the coordinator's metrics in one call, ./coordinator.ts; a remote
+ * worker's own metrics, ./worker.ts.
  */
 export const METRIC_PREFIX = 'vilm_';
 
-export const TRANSPORTS: readonly Transport[] = ['inprocess', 'thread', 'ws'];
-export const REJECT_REASONS: readonly RejectReason[] = ['nonfinite', 'shape', 'stale', 'protocol', 'auth'];
-export const REASSIGN_REASONS: readonly ReassignReason[] = ['died', 'disconnected', 'deadline', 'rejected'];
-
 /** The parts of one step, as the `part` label of `vilm_step_part_duration_seconds`. */
-export type StepPart = 'compute' | 'wait_stragglers' | 'reduce' | 'optimizer' | 'publish';
-export const STEP_PARTS: readonly StepPart[] = ['compute', 'wait_stragglers', 'reduce', 'optimizer', 'publish'];
-const PART_FIELD: Record<StepPart, keyof StepTiming> = {
+export const STEP_PARTS = ['compute', 'wait_stragglers', 'reduce', 'optimizer', 'publish'] as const;
+export type StepPart = (typeof STEP_PARTS)[number];
+const PART_FIELD = {
   compute: 'compute', wait_stragglers: 'waitStragglers', reduce: 'reduce', optimizer: 'optimizer', publish: 'publish',
-};
+} as const satisfies Record<StepPart, keyof StepTiming>;
 
 /** Label value that per-worker series beyond the cap are folded into. */
 export const OTHER_WORKER = 'other';
@@ -180,80 +175,4 @@ export function createMetrics(opts: MetricsOptions = {}): VilmMetrics {
   };
 
   return { registry, observer, setBackend, workerLabel: (id) => labels.label(id) };
-}
-
-/** Fan one event stream out to several observers (metrics, run log, progress bar…). */
-export function combineObservers(...observers: TrainerObserver[]): TrainerObserver {
-  const keys: (keyof TrainerObserver)[] = ['onStep', 'onValidation', 'onTest', 'onWorkerResult', 'onWorkers', 'onReassigned', 'onRejected', 'onCheckpoint'];
-  const out: TrainerObserver = {};
-  for (const k of keys) {
-    const fns = observers.map((o) => o[k]?.bind(o)).filter((f): f is NonNullable<typeof f> => f !== undefined);
-    if (fns.length === 0) continue;
-    // each handler takes one argument; the cast only joins the per-key signatures
-    (out as Record<string, (e: never) => void>)[k] = (e: never) => { for (const f of fns) (f as (x: never) => void)(e); };
-  }
-  return out;
-}
-
-export interface MetricsServerOptions {
-  /** TCP port; 0 picks a free one (see the returned `port`). */
-  port: number;
-  /** Interface to bind. Default '0.0.0.0' (Prometheus scrapes from another host/pod). */
-  host?: string;
-  registry: Registry;
-  /** /readyz answers 200 while this returns true, 503 otherwise. Default: always ready. */
-  ready?: () => boolean;
-}
-
-export interface MetricsServer {
-  port: number;
-  close(): Promise<void>;
-}
-
-/**
- * Serve `/metrics` (Prometheus text format), `/healthz` (process is up) and `/readyz`
- * (the coordinator is ready, e.g. data loaded and listening for workers) with node:http.
- */
-export function startMetricsServer(opts: MetricsServerOptions): Promise<MetricsServer> {
-  const ready = opts.ready ?? (() => true);
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
-      return;
-    }
-    const text = (status: number, body: string) => { res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' }).end(req.method === 'HEAD' ? undefined : body); };
-    switch (url.pathname) {
-      case '/metrics':
-        opts.registry.metrics().then(
-          (body) => { res.writeHead(200, { 'content-type': opts.registry.contentType }).end(req.method === 'HEAD' ? undefined : body); },
-          (e: unknown) => text(500, `error collecting metrics: ${String(e)}\n`),
-        );
-        return;
-      case '/healthz':
-        text(200, 'ok\n');
-        return;
-      case '/readyz':
-        if (ready()) text(200, 'ready\n'); else text(503, 'not ready\n');
-        return;
-      default:
-        text(404, 'not found: try /metrics, /healthz, /readyz\n');
-    }
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) => {
-      reject(new UserError(`metrics port ${opts.host ?? '0.0.0.0'}:${opts.port}: cannot listen (${e.code ?? e.message})`));
-    });
-    server.listen(opts.port, opts.host ?? '0.0.0.0', () => {
-      server.removeAllListeners('error');
-      const port = (server.address() as AddressInfo).port;
-      resolve({
-        port,
-        close: () => new Promise<void>((res) => {
-          server.close(() => res());
-          server.closeAllConnections();
-        }),
-      });
-    });
-  });
 }

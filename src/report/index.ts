@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import type { RunLogRecord, StepEvent, Transport } from '../train/events.js';
+import type { RunLogRecord, StepEvent, Transport } from '../events/index.js';
 import { UserError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { barChart, escapeXml, formatNumber, lineChart, stackedAreaChart } from './svg.js';

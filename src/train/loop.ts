@@ -1,22 +1,25 @@
 /**
  * The training loop shared by `vilm train` (one in-process worker) and `vilm coordinator` (thread
  * and WebSocket workers): sample a batch, have the fleet compute its gradient sum (exact fixed-tree
- * reduction, src/dist/reduce.ts), divide by the token count, clip, ONE central optimizer step on
+ * reduction, src/fleet/reduce.ts), divide by the token count, clip, ONE central optimizer step on
  * the flat weights, publish them; validation every `eval_every` steps, checkpoints every
  * `checkpoint_every` steps and at the end, test loss / perplexity / bits per byte at the end.
  *
  * Files in RUN/: checkpoint.vilm (+ checkpoint.prev.vilm), log.jsonl (RunLogRecord lines),
  * final.json `{step, weightsSha256, trainLoss, valLoss, testLoss, testPpl, testBitsPerByte}`.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BackendName } from '../backend/types.js';
 import type { RunConfig } from '../config/index.js';
 import { loadDataset, type PreparedSplit } from '../data/dataset.js';
 import { BatchSampler, evalBatches } from '../data/sampler.js';
-import { Coordinator, type RemoteOptions } from '../dist/coordinator.js';
-import { finalizeGradient } from '../dist/reduce.js';
-import { NoWorkersError } from '../dist/scheduler.js';
+import { broadcast, type StepEvent, type TrainerObserver } from '../events/index.js';
+import { openRunLog } from '../events/run-log.js';
+import { Coordinator } from '../fleet/coordinator/coordinator.js';
+import { NoWorkersError } from '../fleet/coordinator/step-run.js';
+import type { RemoteOptions } from '../fleet/coordinator/ws-server.js';
+import { finalizeGradient } from '../fleet/reduce.js';
 import type { LanguageModel } from '../model/api.js';
 import { buildLayout, initParams } from '../model/layout.js';
 import { clipGlobalNorm, createOptimizer, decayMaskFor, learningRate } from '../optim/index.js';
@@ -24,7 +27,6 @@ import { UserError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { CHECKPOINT_FILE, loadCheckpoint, saveCheckpoint, weightsSha256, type Checkpoint } from './checkpoint.js';
-import type { RunLogRecord, StepEvent, TrainerObserver } from './events.js';
 import { tokenizerFromJson } from '../tokenizer/index.js';
 
 export interface FinalReport {
@@ -56,8 +58,11 @@ export interface TrainLoopOptions {
   /** do not start before this many workers are connected */
   minWorkers?: number;
   observers?: TrainerObserver[];
-  /** 'vilm' = the real model; 'toy' = the pure-JS test double (tests of the distribution only) */
-  replica?: 'vilm' | 'toy';
+  /**
+   * The module local replicas are built with (src/fleet/worker/replica.ts); default: the real
+   * model. Tests of the distribution machinery name their pure-JS toy model (test/support).
+   */
+  replicaModule?: string;
   /** tokenizer.json for bits per byte and the checkpoint (default: DATA/tokenizer.json) */
   tokenizerFile?: string;
   /** test-split batches evaluated at the end (default: all) */
@@ -87,12 +92,6 @@ export interface TrainLoopResult {
   weightsSha256: string;
 }
 
-function emit(observers: TrainerObserver[], f: (o: TrainerObserver) => void): void {
-  for (const o of observers) {
-    try { f(o); } catch (e) { log.warn(`observer failed: ${(e as Error).message}`); }
-  }
-}
-
 /** Loss summed over the first `maxBatches` batches of a split (all when undefined), in fixed order. */
 export function evaluateSplit(
   model: LanguageModel, weights: Float32Array, split: PreparedSplit, batchTokens: number, maxTokens: number,
@@ -115,30 +114,12 @@ export function evaluateSplit(
   return { lossSum, tokens, bytes };
 }
 
-/** Keep only the log records up to `step` (after a resume, the steps past the checkpoint are redone). */
-async function trimLog(file: string, step: number): Promise<void> {
-  if (!existsSync(file)) return;
-  const keep = readFileSync(file, 'utf8').split('\n').filter((line) => {
-    if (!line.trim()) return false;
-    try {
-      const r = JSON.parse(line) as { step?: number };
-      return r.step === undefined || r.step <= step;
-    } catch { return false; }
-  });
-  await writeFileAtomic(file, keep.map((l) => l + '\n').join(''));
-}
-
 export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
-  const observers = [...(o.observers ?? [])];
-  const runLog = path.join(o.outDir, 'log.jsonl');
-  const record = (r: RunLogRecord) => appendFileSync(runLog, JSON.stringify(r) + '\n');
-
   // --- state: fresh or from the checkpoint
   let ck: Checkpoint | undefined;
   mkdirSync(o.outDir, { recursive: true });
   if (!o.resume) {
     if (existsSync(path.join(o.outDir, CHECKPOINT_FILE))) throw new UserError(`${o.outDir}: already holds a run (checkpoint.vilm); pass --resume to continue it or choose another --out`);
-    rmSync(runLog, { force: true });
   } else {
     if (!existsSync(path.join(o.outDir, CHECKPOINT_FILE))) throw new UserError(`${path.join(o.outDir, CHECKPOINT_FILE)}: no checkpoint to resume from`);
     ck = loadCheckpoint(o.outDir);
@@ -161,13 +142,14 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
   let lastTrainLoss: number | null = ck && typeof ck.meta.trainLoss === 'number' ? ck.meta.trainLoss : null;
   let lastValLoss: number | null = ck && typeof ck.meta.valLoss === 'number' ? ck.meta.valLoss : null;
   const initial = ck?.weights ?? initParams(layout, config.model, train.seed);
-  if (ck) await trimLog(runLog, startStep);
+  // the run log is one more observer
+  const observers = [...(o.observers ?? []), await openRunLog(o.outDir, ck ? startStep : null)];
 
   let saving: Promise<void> | undefined;
   let stepping = false;
   let backendName: string = o.backend;
   const fleet = await Coordinator.start({
-    config, backend: o.backend, replica: o.replica ?? 'vilm', inProcess: o.inProcess, threads: o.threads,
+    model: config.model, backend: o.backend, replicaModule: o.replicaModule, inProcess: o.inProcess, threads: o.threads,
     remote: o.remote, observers, taskDeadlineMs: o.taskDeadlineMs, noWorkerTimeoutMs: o.noWorkerTimeoutMs,
     // every worker is gone mid-step: keep the last completed step safe while waiting for them
     onNoWorkers: () => { log.warn('no workers left; waiting for workers to (re)join'); saving ??= checkpoint().finally(() => { saving = undefined; }); },
@@ -191,7 +173,7 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
       tokenizerJson, meta: { trainLoss: lastTrainLoss, valLoss: lastValLoss, backend: backendName },
     });
     lastCheckpointStep = step;
-    emit(observers, (ob) => ob.onCheckpoint?.({ step, seconds: (performance.now() - t0) / 1000, bytes: res.bytes }));
+    broadcast(observers, 'onCheckpoint', { step, seconds: (performance.now() - t0) / 1000, bytes: res.bytes });
     log.info('checkpoint', { step, file: res.file });
   };
   const validate = async () => {
@@ -199,8 +181,7 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
     const r = evaluateSplit(model, weights, ds.split('validation'), train.batch_tokens, train.max_micro_batch_tokens, train.eval_batches > 0 ? train.eval_batches : undefined);
     lastValLoss = r.tokens > 0 ? r.lossSum / r.tokens : null;
     if (lastValLoss !== null) {
-      emit(observers, (ob) => ob.onValidation?.({ step, loss: lastValLoss!, tokens: r.tokens }));
-      record({ type: 'val', time: new Date().toISOString(), step, loss: lastValLoss, tokens: r.tokens });
+      broadcast(observers, 'onValidation', { step, loss: lastValLoss, tokens: r.tokens });
       log.info('validation', { step, loss: lastValLoss, tokens: r.tokens });
     }
   };
@@ -212,9 +193,8 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
       await fleet.waitForWorkers(minWorkers);
     }
     // the backend this process runs validation/test on (workers log their own choice)
-    backendName = o.replica === 'toy' ? 'toy' : await (await import('../backend/index.js')).initBackend(o.backend);
-    emit(observers, (ob) => ob.onStart?.({ backend: backendName, workers: fleet.workerCount }));
-    record({ type: 'start', time: new Date().toISOString(), config, workers: fleet.workerCount, backend: backendName });
+    backendName = await fleet.initLocalBackend();
+    broadcast(observers, 'onStart', { backend: backendName, workers: fleet.workerCount, config });
     log.info('training', { from: startStep, to: train.steps, workers: fleet.workerCount, shards: train.micro_shards });
 
     const stopAt = Math.min(train.steps, o.stopAt ?? Infinity);
@@ -259,12 +239,11 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
         },
         workers: out.workers.length,
       };
-      emit(observers, (ob) => ob.onStep?.(ev));
-      record({ type: 'step', time: new Date().toISOString(), ...ev });
+      broadcast(observers, 'onStep', ev);
       for (const w of out.workers) {
-        const we = { workerId: w.id, transport: w.transport, microShards: w.microShards, computeSeconds: w.computeSeconds, bytesSent: w.bytesSent, bytesReceived: w.bytesReceived };
-        emit(observers, (ob) => ob.onWorkerResult?.(we));
-        record({ type: 'worker', time: new Date().toISOString(), step, ...we });
+        broadcast(observers, 'onWorkerResult', {
+          step, workerId: w.id, transport: w.transport, microShards: w.microShards, computeSeconds: w.computeSeconds, bytesSent: w.bytesSent, bytesReceived: w.bytesReceived,
+        });
       }
       if (train.log_every > 0 && (step % train.log_every === 0 || step === stopAt)) {
         log.info('step', { step, loss, lr, tokens_per_s: Math.round(ev.tokens / ev.timing.total), grad_norm: gradNorm, workers: ev.workers });
@@ -291,8 +270,7 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
       step, weightsSha256: weightsSha256(weights), trainLoss: lastTrainLoss, valLoss: lastValLoss,
       testLoss, testPpl: Math.exp(testLoss), testBitsPerByte,
     };
-    emit(observers, (ob) => ob.onTest?.({ step, loss: testLoss, ppl: final.testPpl, bitsPerByte: testBitsPerByte }));
-    record({ type: 'test', time: new Date().toISOString(), step, loss: testLoss, ppl: final.testPpl, bitsPerByte: testBitsPerByte });
+    broadcast(observers, 'onTest', { step, loss: testLoss, ppl: final.testPpl, bitsPerByte: testBitsPerByte });
     await writeFileAtomic(path.join(o.outDir, 'final.json'), JSON.stringify(final, null, 2) + '\n');
     log.info('done', { step, test_loss: testLoss, test_ppl: final.testPpl, bits_per_byte: testBitsPerByte, weights_sha256: final.weightsSha256.slice(0, 16) });
     return { final, step, weightsSha256: final.weightsSha256 };

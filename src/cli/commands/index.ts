@@ -1,19 +1,28 @@
+/**
+ * Every `vilm` command, one home: this folder. Each file defines one command (or one command
+ * group); the feature folders under src/ are libraries that never import yargs.
+ */
 import type { AnyCommand } from '../define.js';
-export { defineCommand, type AnyCommand } from '../define.js';
-import { dataCommands } from './data.js';
+import { dataCommand } from './data.js';
 import { tokenizerCommands } from './tokenizer.js';
 import { modelCommands } from './model.js';
-import { trainCommands } from './train.js';
-import { distCommands } from './dist.js';
-import { opsCommands } from './ops.js';
+import { trainCommand } from './train.js';
+import { evalCommand } from './eval.js';
+import { predictCommand } from './predict.js';
+import { coordinatorCommand } from './coordinator.js';
+import { workerCommand } from './worker.js';
+import { startCommand } from './start.js';
+import { reportCommand } from './report.js';
 
-
-/** Every top-level command, grouped by concern (one file each). */
 export const allCommands: AnyCommand[] = [
-  ...dataCommands,       // data crawl|clean|prepare
+  dataCommand,           // data crawl|clean|prepare   (data-*.ts)
   ...tokenizerCommands,  // tokenizer train|encode|decode
   ...modelCommands,      // model summary, export safetensors
-  ...trainCommands,      // train, eval, predict
-  ...distCommands,       // coordinator, worker
-  ...opsCommands,        // start, report
+  trainCommand,          // train (single process)
+  evalCommand,           // eval
+  predictCommand,        // predict
+  coordinatorCommand,    // coordinator (threads + remote workers)
+  workerCommand,         // worker (remote)
+  startCommand,          // start (npm start)
+  reportCommand,         // report
 ];

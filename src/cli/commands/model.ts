@@ -1,7 +1,7 @@
 import { defineCommand, type AnyCommand } from '../define.js';
 import { loadConfig } from '../../config/index.js';
 import { buildLayout, summarize } from '../../model/layout.js';
-import { exportCommand } from '../../export/command.js';
+import { exportCommand } from './export.js';
 
 const DEFAULT_CONFIG = 'configs/tiny.yaml';
 

@@ -1,0 +1,54 @@
+/** `vilm worker` (also the `worker` bin): a remote worker joining a coordinator over WebSocket. */
+import { hostname } from 'node:os';
+import { defineCommand } from '../define.js';
+import { checkPort } from '../run-options.js';
+import { readTokenFile } from '../token-file.js';
+import { runRemoteWorker, type RemoteWorkerEvents } from '../../fleet/worker/remote-worker.js';
+import { log } from '../../util/log.js';
+import { UserError } from '../../util/errors.js';
+
+export const workerCommand = defineCommand({
+  command: 'worker',
+  describe: 'a remote worker: connect to a coordinator and compute micro-shard gradients',
+  builder: (y) => y
+    .option('connect', { type: 'string', demandOption: true, describe: 'coordinator URL, ws://HOST:PORT or wss://HOST:PORT' })
+    .option('token-file', { type: 'string', describe: 'the shared secret the coordinator was started with' })
+    .option('tls-ca', { type: 'string', describe: 'PEM CA/certificate to trust for wss:// (self-signed coordinator)' })
+    .option('name', { type: 'string', describe: 'worker name in logs and metrics (default HOST-PID)' })
+    .option('threads', { type: 'number', default: 1, describe: 'connections to open, each computing in its own thread with its own replica (use the cores of a bigger machine)' })
+    .option('retry', { type: 'number', default: 60, describe: 'seconds to keep retrying a refused or lost connection' })
+    .option('metrics-port', { type: 'number', describe: "serve this worker's own Prometheus metrics (vilm_remote_*) on this port" })
+    .option('metrics-host', { type: 'string', default: '0.0.0.0', describe: 'address for --metrics-port' })
+    .example('$0 worker --connect ws://127.0.0.1:7070', 'join a local coordinator')
+    .example('$0 worker --connect wss://trainer:7070 --token-file secret.txt --tls-ca cert.pem', 'authenticated, over TLS')
+    .example('$0 worker --connect ws://10.0.0.5:7070 --token-file secret.txt --threads 16', 'a 16-core machine as 16 workers'),
+  handler: async (a) => {
+    const name = a.name ?? `${hostname()}-${process.pid}`;
+    let events: RemoteWorkerEvents | undefined;
+    let close = async () => undefined as void;
+    const port = a['metrics-port'];
+    if (port !== undefined) {
+      checkPort('--metrics-port', port);
+      const { createWorkerMetrics } = await import('../../metrics/worker.js');
+      const { startMetricsServer } = await import('../../metrics/server.js');
+      const m = createWorkerMetrics({ name });
+      const server = await startMetricsServer({ port, host: a['metrics-host'], registry: m.registry });
+      log.info(`worker metrics on http://${a['metrics-host']}:${server.port}/metrics`);
+      events = { onTask: (t) => m.recordTask(t), onConnected: (up) => m.setConnected(up), onReconnect: () => m.recordReconnect() };
+      close = () => server.close();
+    }
+    const n = a.threads;
+    if (!Number.isInteger(n) || n < 1) throw new UserError(`--threads: must be a positive integer, got ${n}`);
+    // with several connections the "connected" gauge means "at least one is"
+    let up = 0;
+    const shared: RemoteWorkerEvents | undefined = events && n > 1
+      ? { ...events, onConnected: (c) => { up += c ? 1 : -1; events!.onConnected?.(up > 0); } }
+      : events;
+    const token = readTokenFile(a['token-file']);
+    try {
+      await Promise.all(Array.from({ length: n }, (_, i) => runRemoteWorker({
+        url: a.connect, token, caFile: a['tls-ca'], name: n > 1 ? `${name}-${i}` : name, retryMs: a.retry * 1000, events: shared,
+      })));
+    } finally { await close(); }
+  },
+});

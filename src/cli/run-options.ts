@@ -1,0 +1,66 @@
+/**
+ * The flags shared by `vilm train` and `vilm coordinator` (they run the same loop,
+ * src/train/loop.ts) and how they become a run config.
+ */
+import type { Argv } from 'yargs';
+import { BACKEND_NAMES, type BackendName } from '../backend/registry.js';
+import { applyOverrides, loadConfig, type RunConfig } from '../config/index.js';
+import { OPTIMIZER_NAMES } from '../optim/registry.js';
+import { UserError } from '../util/errors.js';
+
+/** `--backend`: 'auto' or a registered backend (src/backend/registry.ts). */
+export const backendOption = {
+  choices: ['auto', ...BACKEND_NAMES] as readonly BackendName[],
+  default: 'auto' as BackendName,
+  describe: 'tfjs backend (auto: tensorflow when installed, else wasm, else cpu)',
+} as const;
+
+export interface CommonRunArgs {
+  config: string;
+  data: string;
+  out: string;
+  steps?: number;
+  'stop-at'?: number;
+  optimizer?: string;
+  resume: boolean;
+  backend: BackendName;
+  set: string[];
+  tokenizer?: string;
+  'test-batches'?: number;
+  'metrics-port'?: number;
+  'metrics-host': string;
+}
+
+export function commonRunOptions<T>(y: Argv<T>) {
+  return y
+    .option('config', { type: 'string', default: 'configs/tiny.yaml', describe: 'run config YAML (model + train)' })
+    .option('data', { type: 'string', demandOption: true, describe: 'prepared data directory (output of vilm data prepare)' })
+    .option('out', { type: 'string', demandOption: true, describe: 'run directory: checkpoint.vilm, log.jsonl, final.json' })
+    .option('steps', { type: 'number', describe: 'total optimizer steps (overrides train.steps; also sets the LR schedule length)' })
+    .option('stop-at', { type: 'number', describe: 'stop after this many steps with a checkpoint (resume later with --resume)' })
+    .option('optimizer', { type: 'string', choices: OPTIMIZER_NAMES, describe: 'overrides train.optimizer' })
+    .option('resume', { type: 'boolean', default: false, describe: 'continue exactly from OUT/checkpoint.vilm' })
+    .option('backend', { ...backendOption, describe: 'tfjs backend of the workers' })
+    .option('set', { type: 'string', array: true, default: [] as string[], describe: 'config override section.field=value (repeatable)' })
+    .option('tokenizer', { type: 'string', describe: 'tokenizer.json for bits per byte (default: DATA/tokenizer.json)' })
+    .option('test-batches', { type: 'number', describe: 'test-split batches scored at the end (default: all)' })
+    .option('metrics-port', { type: 'number', describe: 'serve Prometheus metrics on this port (/metrics, /healthz, /readyz; 0 = any)' })
+    .option('metrics-host', { type: 'string', default: '0.0.0.0', describe: 'address for --metrics-port' });
+}
+
+export function resolveRunConfig(a: CommonRunArgs): RunConfig {
+  let cfg = loadConfig(a.config);
+  const sets = [...a.set];
+  if (a.optimizer) sets.push(`train.optimizer=${a.optimizer}`);
+  if (sets.length) cfg = applyOverrides(cfg, sets);
+  for (const [flag, v] of [['--steps', a.steps], ['--stop-at', a['stop-at']], ['--test-batches', a['test-batches']]] as const) {
+    if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new UserError(`${flag}: must be a non-negative integer, got ${v}`);
+  }
+  return cfg;
+}
+
+/** A TCP port flag: an integer in 0..65535 (0 = any free port). */
+export function checkPort(flag: string, port: number): number {
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UserError(`${flag}: must be 0..65535, got ${port}`);
+  return port;
+}

@@ -1,0 +1,25 @@
+/**
+ * One compute slot as the scheduler sees it, whatever the transport: a thread of the pool
+ * (./thread-link.ts), the in-process replica (./in-process-link.ts) or a WebSocket connection
+ * (./ws-connection.ts).
+ */
+import type { ReassignReason, RejectReason, Transport } from '../../events/index.js';
+import type { ResultMsg, TaskMsg } from '../contract.js';
+
+/** A failure of one task on one worker; `reason` decides how it is counted. */
+export class LinkError extends Error {
+  constructor(readonly reason: ReassignReason | 'stale', message: string, readonly rejectReason?: RejectReason) {
+    super(message);
+  }
+}
+
+export interface WorkerLink {
+  readonly id: string;
+  readonly transport: Transport;
+  /** Run one task. Rejects with a LinkError when the worker dies, disconnects or answers stale. */
+  run(task: TaskMsg): Promise<ResultMsg>;
+  /** Bytes sent to / received from this worker so far (0 for in-process and threads). */
+  bytes(): { sent: number; received: number };
+  /** Drop the worker (repeat offender). */
+  kick(reason: string): void;
+}
