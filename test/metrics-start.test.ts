@@ -1,0 +1,49 @@
+/**
+ * The start event reaches the metrics. `combineObservers` once listed event names by hand and left
+ * out `onStart`, so under `--metrics-port` `vilm_build_info` kept the requested backend (`auto`)
+ * instead of the one in use. Events are now one table (src/events): every one is forwarded.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { loadConfig, type RunConfig } from '../src/config/index.ts';
+import { TRAINER_EVENTS, combineObservers, type TrainerObserver } from '../src/events/index.ts';
+import { serveCoordinatorMetrics } from '../src/metrics/coordinator.ts';
+import { runTrainingLoop } from '../src/train/loop.ts';
+import { syntheticData } from './support/fixtures.ts';
+import { TOY_REPLICA } from './support/toy-replica.ts';
+
+const root = mkdtempSync(path.join(tmpdir(), 'vilm-metrics-start-'));
+test.after(() => rmSync(root, { recursive: true, force: true }));
+
+test('combineObservers forwards every trainer event to every observer', () => {
+  assert.ok(TRAINER_EVENTS.includes('onStart') && TRAINER_EVENTS.length >= 9);
+  const seen: string[] = [];
+  const recorder = (tag: string): TrainerObserver =>
+    Object.fromEntries(TRAINER_EVENTS.map((k) => [k, () => { seen.push(`${tag}:${k}`); }])) as TrainerObserver;
+  const c = combineObservers(recorder('a'), {}, recorder('b'));
+  for (const k of TRAINER_EVENTS) (c[k] as ((e: unknown) => void) | undefined)?.({});
+  assert.deepEqual(seen, TRAINER_EVENTS.flatMap((k) => [`a:${k}`, `b:${k}`]));
+});
+
+test('under --metrics-port, vilm_build_info names the backend in use, not the requested "auto"', { timeout: 60_000 }, async () => {
+  const base = loadConfig('configs/test.yaml');
+  const config: RunConfig = { model: { ...base.model, vocab_size: 64, d_model: 8, n_heads: 2, n_layers: 1, ff_dim: 16 }, train: { ...base.train, steps: 2, eval_every: 0, checkpoint_every: 0 } };
+  const data = syntheticData(path.join(root, 'data'), 64, 5, 6);
+  const m = await serveCoordinatorMetrics({ port: 0, host: '127.0.0.1', backend: 'auto' });
+  let text = '';
+  try {
+    const r = await runTrainingLoop({
+      config, dataDir: data, outDir: path.join(root, 'run'), resume: false, backend: 'auto', replicaModule: TOY_REPLICA,
+      inProcess: true, threads: 0, testBatches: 1, observers: [m.observer],
+    });
+    assert.equal(r.step, 2);
+    text = await (await fetch(`http://127.0.0.1:${m.port}/metrics`)).text();
+  } finally { await m.close(); }
+  assert.match(text, /^vilm_steps_total 2$/m);
+  // the toy replica module resolves the backend to 'toy'; the real one to wasm/tensorflow/cpu
+  assert.match(text, /^vilm_build_info\{[^}]*backend="toy"/m);
+  assert.doesNotMatch(text, /backend="auto"/);
+});
