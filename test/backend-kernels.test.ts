@@ -144,7 +144,7 @@ test('each worker thread initialises its own wasm backend with the fixes', async
   const code = `
     const { parentPort } = require('node:worker_threads');
     (async () => {
-      // a worker thread does not inherit the tsx loader: register it (as src/dist/thread-entry.mjs does)
+      // a worker thread does not inherit the tsx loader: register it (as src/fleet/worker/thread-entry.mjs does)
       const { register } = await import('tsx/esm/api');
       register();
       const tf = await import('@tensorflow/tfjs');

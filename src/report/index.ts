@@ -8,7 +8,7 @@ import { barChart, escapeXml, formatNumber, lineChart, stackedAreaChart } from '
 
 /**
  * `vilm report RUN`: one self-contained HTML file (inline CSS and SVG, no script, no CDN) from the
- * run folder's log.jsonl (RunLogRecord lines, src/train/events.ts) and final.json.
+ * run folder's log.jsonl (RunLogRecord lines, src/events/index.ts; written by src/events/run-log.ts) and final.json.
  */
 export type StepRecord = Extract<RunLogRecord, { type: 'step' }>;
 export type ValRecord = Extract<RunLogRecord, { type: 'val' }>;
