@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { UserError } from '../util/errors.js';
-import { OPTIMIZER_NAMES, type OptimizerName } from '../optim/registry.js';
+import { OPTIMIZER_NAMES } from '../optim/registry.js';
+import type { OptimizerConfig, ScheduleConfig } from '../optim/types.js';
 
 export type { OptimizerName } from '../optim/registry.js';
 
@@ -26,19 +27,12 @@ export interface ModelConfig {
   tie_embeddings: boolean;
 }
 
-export interface TrainConfig {
-  optimizer: OptimizerName;
-  lr: number;
-  min_lr: number;
-  warmup_steps: number;
-  steps: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  /** momentum coefficient (β) for `momentum`, decay (ρ) for `rmsprop` */
-  momentum: number;
-  rms_decay: number;
-  weight_decay: number;
+/**
+ * The `train:` section. The optimizer's fields (optimizer, beta1, beta2, eps, momentum, rms_decay,
+ * weight_decay) and the schedule's (lr, min_lr, warmup_steps, steps) are declared once, by
+ * src/optim (OptimizerConfig, ScheduleConfig), which reads them.
+ */
+export interface TrainConfig extends OptimizerConfig, ScheduleConfig {
   clip_norm: number;
   /** tokens (padded positions) in one global batch; a batch comes from one bucket */
   batch_tokens: number;
