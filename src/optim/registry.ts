@@ -1,22 +1,14 @@
 /**
- * THE list of optimizers. Adding one = a file under ./rules/ exporting a `defineRule({...})`
- * object, plus its entry here (the import and the key). Everything else (config validation, `OptimizerName`, the CLI's
- * `--optimizer` choices, checkpoint buffer names, createOptimizer) is derived from this object.
+ * The optimizer registry, derived from the one list of rules (./rules/index.ts: a new optimizer is
+ * one file there plus one line). Everything else (config validation, `OptimizerName`, the CLI's
+ * `--optimizer` choices, checkpoint buffer names, createOptimizer) comes from this object.
  *
  * Light on purpose (no tfjs, no config): the CLI and src/config import it.
  */
 import type { OptimizerRule } from './rule.js';
-import { sgd } from './rules/sgd.js';
-import { momentum } from './rules/momentum.js';
-import { rmsprop } from './rules/rmsprop.js';
-import { adam } from './rules/adam.js';
+import * as rules from './rules/index.js';
 
-export const OPTIMIZERS = {
-  sgd,
-  momentum,
-  rmsprop,
-  adam,
-} as const;
+export const OPTIMIZERS = { ...rules } as const;
 
 export type OptimizerName = keyof typeof OPTIMIZERS;
 
