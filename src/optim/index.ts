@@ -84,7 +84,7 @@ class FlatOptimizer implements Optimizer {
     // Decoupled decay from the pre-update weight: w' = w − lr·wd·w − lr·update, folded by the rule
     // into its single pass (see RuleStep in ./types.ts).
     const decay = wd > 0 ? lr * wd : 0;
-    this.rule.step({ w, g, n, lr, decay, mask: this.decayMask, t: this.t, hp: this.train, buf: this.buf });
+    this.rule.step({ w, g, lr, decay, mask: this.decayMask, t: this.t, hp: this.train, buf: this.buf });
   }
 
   /** A copy of the state (safe to serialise while training continues). */

@@ -27,11 +27,15 @@ export interface OptimizerHyperparams {
  *   w[i] = wi - d - <update_i>;
  */
 export interface RuleStep<B extends string = string> {
-  /** parameters, updated in place (`n` floats) */
+  /**
+   * parameters, updated in place (n = w.length floats). Rules loop to `w.length`, read from the
+   * array itself: with a bound taken from this object instead, V8's fully optimised code kept
+   * its bounds checks and ran the Adam loop at ~220 ms instead of ~20 ms per step for the seed
+   * model (measured: steps 3+ of every run, after the on-stack-replacement code was replaced).
+   */
   w: Float32Array;
-  /** the averaged, clipped gradient (`n` floats) */
+  /** the averaged, clipped gradient (w.length floats) */
   g: Float32Array;
-  n: number;
   lr: number;
   /** lr·weight_decay, or exactly 0 when weight decay is off */
   decay: number;
@@ -40,7 +44,7 @@ export interface RuleStep<B extends string = string> {
   /** 1-based count of steps taken, including this one */
   t: number;
   hp: OptimizerHyperparams;
-  /** the rule's state buffers (its `buffers`, each `n` floats, zero at step 1), updated in place */
+  /** the rule's state buffers (its `buffers`, each w.length floats, zero at step 1), updated in place */
   buf: Readonly<Record<B, Float32Array>>;
 }
 

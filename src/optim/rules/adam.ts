@@ -7,7 +7,8 @@ import { defineRule } from '../rule.js';
 export const adam = defineRule({
   name: 'adam',
   buffers: ['m', 'v'],
-  step({ w, g, n, lr, decay, mask, t, hp, buf }) {
+  step({ w, g, lr, decay, mask, t, hp, buf }) {
+    const n = w.length; // the loop bound from the array itself (see RuleStep.w)
     const m = buf.m, v = buf.v;
     const b1 = hp.beta1, b2 = hp.beta2, eps = hp.eps;
     const c1 = 1 - b1, c2 = 1 - b2;

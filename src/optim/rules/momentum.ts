@@ -4,7 +4,8 @@ import { defineRule } from '../rule.js';
 export const momentum = defineRule({
   name: 'momentum',
   buffers: ['v'],
-  step({ w, g, n, lr, decay, mask, hp, buf }) {
+  step({ w, g, lr, decay, mask, hp, buf }) {
+    const n = w.length; // the loop bound from the array itself (see RuleStep.w)
     const v = buf.v, beta = hp.momentum, c = 1 - beta;
     for (let i = 0; i < n; i++) {
       const vi = beta * v[i] + c * g[i];

@@ -4,7 +4,8 @@ import { defineRule } from '../rule.js';
 export const rmsprop = defineRule({
   name: 'rmsprop',
   buffers: ['s'],
-  step({ w, g, n, lr, decay, mask, hp, buf }) {
+  step({ w, g, lr, decay, mask, hp, buf }) {
+    const n = w.length; // the loop bound from the array itself (see RuleStep.w)
     const s = buf.s, rho = hp.rms_decay, c = 1 - rho, eps = hp.eps;
     for (let i = 0; i < n; i++) {
       const gi = g[i];
