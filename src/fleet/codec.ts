@@ -5,6 +5,7 @@
  * and shape of every field of the frame's type (the frame types are in ./contract.ts).
  */
 import { Packr } from 'msgpackr';
+import type { RawData } from 'ws';
 import { MAX_STRING_FIELD } from './constants.js';
 import { PROTOCOL_VERSION, type Frame, type FrameType } from './contract.js';
 
@@ -17,6 +18,13 @@ const packr = new Packr({ moreTypes: true });
 
 export function encodeFrame(f: Frame): Uint8Array {
   return packr.pack(f);
+}
+
+/** The bytes of one received WebSocket message (ws hands a Buffer, an ArrayBuffer or fragments). */
+export function messageBytes(data: RawData): Uint8Array {
+  if (Array.isArray(data)) return Buffer.concat(data);
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  return data;
 }
 
 type FieldKind = 'int' | 'num' | 'str' | 'bool' | 'f32' | 'i32' | 'u16' | 'obj';

@@ -3,7 +3,7 @@
  * workers that send bad results, waiting for workers, stopping — and one StepRun (./step-run.ts)
  * per step, which hands out that step's tasks and reduces the results.
  */
-import { broadcast, transportCounts, type TrainerObserver } from '../../events/index.js';
+import { broadcast, transportCounts, type ReassignReason, type TrainerObserver } from '../../events/index.js';
 import type { TokenBatch } from '../../model/types.js';
 import { log } from '../../util/log.js';
 import type { ResultShape } from './result-check.js';
@@ -43,7 +43,7 @@ export class Scheduler implements StepHost {
   slots(): Iterable<WorkerSlot> { return this.links.values(); }
   newTaskId(): number { return this.nextTaskId++; }
   setWake(wake: (() => void) | undefined): void { this.wake = wake; }
-  onReassigned(reason: Parameters<StepHost['onReassigned']>[0]): void { broadcast(this.opts.observers, 'onReassigned', { count: 1, reason }); }
+  onReassigned(reason: ReassignReason): void { broadcast(this.opts.observers, 'onReassigned', { count: 1, reason }); }
   onNoWorkers(): void { this.opts.onNoWorkers?.(); }
 
   bytesSinceLastStep(slot: WorkerSlot): { sent: number; received: number } {

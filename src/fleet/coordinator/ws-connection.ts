@@ -13,7 +13,7 @@ import type { RawData, WebSocket } from 'ws';
 import type { RejectReason } from '../../events/index.js';
 import { log } from '../../util/log.js';
 import { verifyMac, newNonce } from '../auth.js';
-import { ProtocolError, decodeFrame, encodeFrame } from '../codec.js';
+import { ProtocolError, decodeFrame, encodeFrame, messageBytes } from '../codec.js';
 import { CLOSE, MAX_CLOSE_REASON, MAX_WORKER_ID_LENGTH, type ConnectionLimits } from '../constants.js';
 import { PROTOCOL_VERSION, type Frame, type ReplicaSpec, type ResultMsg, type TaskMsg } from '../contract.js';
 import { LinkError, type WorkerLink } from './worker-link.js';
@@ -35,12 +35,6 @@ export interface ConnectionHost {
   joined(c: WsConnection): void;
   left(c: WsConnection): void;
   rejected(workerId: string, reason: RejectReason): void;
-}
-
-export function toBytes(data: RawData): Uint8Array {
-  if (Array.isArray(data)) return Buffer.concat(data);
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  return data;
 }
 
 export class WsConnection implements WorkerLink {
@@ -135,7 +129,7 @@ export class WsConnection implements WorkerLink {
 
   private onMessage(data: RawData, isBinary: boolean): void {
     this.lastSeen = Date.now();
-    const bytes = toBytes(data);
+    const bytes = messageBytes(data);
     this.received += bytes.byteLength;
     if (!isBinary) { this.protocolError('text frame (frames are binary msgpack)'); return; }
     let f: Frame;

@@ -10,11 +10,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { WebSocket, type RawData } from 'ws';
+import { WebSocket } from 'ws';
 import { UserError } from '../../util/errors.js';
 import { log } from '../../util/log.js';
 import { authMac } from '../auth.js';
-import { ProtocolError, decodeFrame, encodeFrame } from '../codec.js';
+import { ProtocolError, decodeFrame, encodeFrame, messageBytes } from '../codec.js';
 import { CLOSE, MAX_NAME_LENGTH, WORKER_MAX_PAYLOAD } from '../constants.js';
 import { PROTOCOL_VERSION, type Frame, type TaskMsg } from '../contract.js';
 import { blockShardCount } from '../shard-tree.js';
@@ -52,12 +52,6 @@ export interface RemoteWorkerEvents {
 
 /** How one connection ended. */
 type Ending = { kind: 'bye'; reason: string } | { kind: 'fatal'; message: string } | { kind: 'lost'; message: string; joined: boolean };
-
-function toBytes(data: RawData): Uint8Array {
-  if (Array.isArray(data)) return Buffer.concat(data);
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  return data;
-}
 
 /** Why the coordinator refused us, by close code (a refusal is final: no retry). */
 const REFUSED: Partial<Record<number, string>> = {
@@ -121,7 +115,7 @@ export async function runRemoteWorker(o: RemoteWorkerOptions): Promise<void> {
       ws.on('message', (data) => {
         let f: Frame;
         try {
-          const bytes = toBytes(data);
+          const bytes = messageBytes(data);
           received += bytes.byteLength;
           f = decodeFrame(bytes);
         } catch (e) {
