@@ -14,6 +14,12 @@ export interface LanguageModel {
   computeGradients(params: Float32Array, batch: TokenBatch): GradResult;
   /** Summed loss and token count, no gradient. */
   evaluate(params: Float32Array, batch: TokenBatch): LossResult;
+  /**
+   * Each sequence scored alone (one pass per sequence, no padding): its loss sum and token count,
+   * the same numbers as `evaluate` on that sequence as a one-row batch. Optional: a model that
+   * lacks it is called through `evaluate` (src/train/parallel-eval.ts).
+   */
+  evaluateEach?(params: Float32Array, sequences: readonly Uint16Array[]): { nats: Float64Array; tokens: Float64Array };
   /** Incremental decoder with a KV cache for generation. */
   decoder(params: Float32Array): IncrementalDecoder;
   /** Free any backend memory held (cached tensors). */

@@ -102,6 +102,23 @@ export class TransformerModel implements LanguageModel {
     return { lossSum, tokenCount };
   }
 
+  /** See LanguageModel.evaluateEach: the weights are uploaded once for all the sequences (not once each). */
+  evaluateEach(params: Float32Array, sequences: readonly Uint16Array[]): { nats: Float64Array; tokens: Float64Array } {
+    this.checkParams(params);
+    const nats = new Float64Array(sequences.length), tokens = new Float64Array(sequences.length);
+    const W = uploadWeights(this.layout, this.config, params);
+    try {
+      for (let i = 0; i < sequences.length; i++) {
+        const seq = sequences[i];
+        for (const pass of this.passes({ tokens: seq, rows: 1, seqLen: seq.length })) {
+          const r = this.runPass(W, params, pass, false, null);
+          nats[i] += r.lossSum; tokens[i] += r.tokenCount;
+        }
+      }
+    } finally { W.dispose(); }
+    return { nats, tokens };
+  }
+
   /**
    * Logits at every position of every row (a full recompute, no cache): [rows·seqLen, vocab].
    * `tokens` is row-major [rows, seqLen]; position t sees tokens 0..t of its row.

@@ -1,8 +1,9 @@
 /**
  * Scoring text with a model: loss, perplexity and bits per byte.
  *
- *   import { evaluateDocuments, evaluateIds } from '../train/eval.js';
+ *   import { evaluateDocuments, evaluateIds, scoreDocuments } from '../train/eval.js';
  *   const r = await evaluateDocuments(model, params, tokenizer, cleanedTexts);   // {loss, ppl, bitsPerByte, tokens, bytes}
+ *   const t = await scoreDocuments(scorer, maxLen, tokenizer, cleanedTexts);     // the same, on a SequenceScorer's threads
  *   const s = evaluateIds(model, params, [12, 7, 301]);                          // {loss, ppl, tokens}
  *
  * Documents (`vilm eval --in`): each cleaned document is encoded in one piece (no special tokens)
@@ -18,9 +19,15 @@
  *   ppl         = exp(loss)
  *   bitsPerByte = total nats / ln 2 / UTF-8 bytes of the cleaned text
  *
- * Windows are sorted by length and packed into padded batches of at most `maxBatchTokens`
- * (rows × seqLen) positions; pad targets are masked by the model, so batching does not change
- * the sums (beyond float summation order). Sums are accumulated in float64.
+ * Each window is scored alone, one forward pass (rows = 1, no padding), by the per-sequence code
+ * of src/train/parallel-eval.ts (scoreEach; `vilm eval --workers N` spreads the windows over N
+ * threads with a SequenceScorer). The loss sum and token count of every window go into float64
+ * sums in window order (document order, then window order within a document), so the result is
+ * the same bytes for any number of threads. (Until this change windows were sorted by length and
+ * packed into padded multi-row batches, whose float32 pass sums depended on the packing: the
+ * numbers of `vilm eval` may differ from those of older versions in the last digits.)
+ * Memory stays bounded for a large file: texts stream in, and windows are scored in groups of
+ * `groupWindows` (at most one group scoring while the next one is being read and tokenised).
  *
  * Ids (`vilm eval --ids`): exactly that sequence, no cleaning and no specials: the mean loss of
  * its len − 1 next-token predictions (targets equal to `<pad>` = 0 are masked by the model).
@@ -29,6 +36,7 @@ import type { LanguageModel } from '../model/api.js';
 import type { TokenBatch } from '../model/types.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { UserError } from '../util/errors.js';
+import { scoreEach, type SequenceScores } from './parallel-eval.js';
 
 export interface EvalResult {
   /** mean next-token cross-entropy (nats) */
@@ -48,10 +56,34 @@ export interface IdsEvalResult {
 }
 
 export interface EvalOptions {
-  /** rows × seqLen cap of one forward pass (default 2048) */
+  /**
+   * Ignored (kept so existing callers compile): windows were once packed into batches of this many
+   * positions; every window is now one pass of its own (see the file comment).
+   */
   maxBatchTokens?: number;
-  /** called after each batch with the tokens scored so far */
+  /** windows scored per group (default GROUP_WINDOWS): bounds the memory held for a large input */
+  groupWindows?: number;
+  /** called after each group with the tokens scored so far */
   onProgress?: (tokens: number) => void;
+}
+
+/** Default windows per group of evaluateDocuments / scoreDocuments (≤ 2048 · max_len tokens). */
+export const GROUP_WINDOWS = 2048;
+
+/** Scores whole sequences one pass each, in input order: a SequenceScorer (src/train/parallel-eval.ts), or inProcessScorer. */
+export interface WindowScorer {
+  score(sequences: readonly Uint16Array[]): Promise<SequenceScores>;
+}
+
+/** The per-sequence scoring of src/train/parallel-eval.ts in this thread, with a model already built. */
+export function inProcessScorer(model: LanguageModel, params: Float32Array): WindowScorer {
+  return {
+    score: async (sequences) => {
+      const out: SequenceScores = { nats: new Float64Array(sequences.length), tokens: new Float64Array(sequences.length) };
+      scoreEach(model, params, sequences, out);
+      return out;
+    },
+  };
 }
 
 /** Bits per UTF-8 byte from a loss sum in nats. */
@@ -74,7 +106,11 @@ export function documentWindows(ids: readonly number[], maxLen: number, bosId: n
   return out;
 }
 
-/** Pack sequences (each ≥ 2 tokens) into padded batches of at most `maxBatchTokens` positions. */
+/**
+ * Pack sequences (each ≥ 2 tokens) into padded batches of at most `maxBatchTokens` positions
+ * (longest first). No longer used by evaluateDocuments (one pass per window); kept for callers
+ * that want batched passes.
+ */
 export function packBatches(seqs: number[][], maxBatchTokens: number): TokenBatch[] {
   const sorted = seqs.slice().sort((a, b) => b.length - a.length);
   const batches: TokenBatch[] = [];
@@ -90,48 +126,53 @@ export function packBatches(seqs: number[][], maxBatchTokens: number): TokenBatc
   return batches;
 }
 
-/** Accumulates loss sums over batches (float64). */
-class LossAccumulator {
-  lossSum = 0;
-  tokens = 0;
-  constructor(private readonly model: LanguageModel, private readonly params: Float32Array, private readonly opts: EvalOptions) {}
-  run(seqs: number[][]): void {
-    for (const b of packBatches(seqs, this.opts.maxBatchTokens ?? 2048)) {
-      const r = this.model.evaluate(this.params, b);
-      this.lossSum += r.lossSum;
-      this.tokens += r.tokenCount;
-      this.opts.onProgress?.(this.tokens);
-    }
-  }
-}
-
 /**
- * Score cleaned documents (see the file comment). Texts may be any (async) iterable so a large
- * file streams; windows are scored in groups as they accumulate.
+ * Score cleaned documents in this thread (see the file comment). Texts may be any (async) iterable
+ * so a large file streams; windows are scored in groups as they accumulate.
  */
 export async function evaluateDocuments(
   model: LanguageModel, params: Float32Array, tokenizer: Tokenizer,
   texts: Iterable<string> | AsyncIterable<string>, opts: EvalOptions = {},
 ): Promise<EvalResult> {
-  const maxLen = model.config.max_len;
-  const acc = new LossAccumulator(model, params, opts);
-  const flushAt = Math.max(opts.maxBatchTokens ?? 2048, maxLen) * 8;
-  let pending: number[][] = [];
-  let pendingTokens = 0;
-  let bytes = 0;
+  return scoreDocuments(inProcessScorer(model, params), model.config.max_len, tokenizer, texts, opts);
+}
+
+/**
+ * Score cleaned documents with `scorer` (windows of at most `maxLen` tokens, see the file comment):
+ * the same result, bit for bit, whatever the scorer's number of threads.
+ */
+export async function scoreDocuments(
+  scorer: WindowScorer, maxLen: number, tokenizer: Tokenizer,
+  texts: Iterable<string> | AsyncIterable<string>, opts: EvalOptions = {},
+): Promise<EvalResult> {
+  const groupWindows = opts.groupWindows ?? GROUP_WINDOWS;
+  if (!Number.isInteger(groupWindows) || groupWindows < 1) throw new RangeError(`scoreDocuments: groupWindows must be a positive integer, got ${groupWindows}`);
+  let lossSum = 0, tokens = 0, bytes = 0;
+  // one group scoring while the next is read; its failure is kept (not left as an unhandled rejection) and rethrown
+  let inflight: Promise<void> = Promise.resolve();
+  let failure: { error: unknown } | undefined;
+  const submit = async (group: Uint16Array[]): Promise<void> => {
+    await inflight;
+    if (failure) throw failure.error;
+    inflight = scorer.score(group).then((r) => {
+      // float64, in window order: group after group, window after window
+      for (let i = 0; i < group.length; i++) { lossSum += r.nats[i]; tokens += r.tokens[i]; }
+      opts.onProgress?.(tokens);
+    }, (e: unknown) => { failure = { error: e }; });
+  };
+  let pending: Uint16Array[] = [];
   for await (const text of texts) {
     if (text.length === 0) continue;
     bytes += Buffer.byteLength(text, 'utf8');
-    for (const w of documentWindows(tokenizer.encode(text), maxLen, tokenizer.bosId, tokenizer.eosId)) {
-      pending.push(w);
-      pendingTokens += w.length;
-    }
-    if (pendingTokens >= flushAt) { acc.run(pending); pending = []; pendingTokens = 0; }
+    for (const w of documentWindows(tokenizer.encode(text), maxLen, tokenizer.bosId, tokenizer.eosId)) pending.push(Uint16Array.from(w));
+    if (pending.length >= groupWindows) { await submit(pending); pending = []; }
   }
-  acc.run(pending);
-  if (acc.tokens === 0) throw new UserError('eval: no text to score (every document is empty after cleaning)');
-  const loss = acc.lossSum / acc.tokens;
-  return { loss, ppl: Math.exp(loss), bitsPerByte: bitsPerByte(acc.lossSum, bytes), tokens: acc.tokens, bytes };
+  if (pending.length > 0) await submit(pending);
+  await inflight;
+  if (failure) throw failure.error;
+  if (tokens === 0) throw new UserError('eval: no text to score (every document is empty after cleaning)');
+  const loss = lossSum / tokens;
+  return { loss, ppl: Math.exp(loss), bitsPerByte: bitsPerByte(lossSum, bytes), tokens, bytes };
 }
 
 /** Parse and check `--ids '[12,7,…]'` against the vocabulary and context length. */
