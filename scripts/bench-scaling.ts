@@ -60,7 +60,7 @@ interface Row {
 
 const warmup = Number(args.warmup), measured = Number(args.steps);
 const base = loadConfig(args.config);
-const cfg = applyOverrides(base, [`train.steps=${warmup + measured}`, 'train.eval_every=0', 'train.checkpoint_every=0', 'train.log_every=1000', 'train.eval_batches=1', ...(args.set ?? [])]);
+const cfg = applyOverrides(base, [`train.steps=${warmup + measured}`, 'train.eval_every=0', 'train.checkpoint_every=0', 'train.log_every=1000', 'train.eval_sequences=1', ...(args.set ?? [])]);
 const root = mkdtempSync(path.join(tmpdir(), 'vilm-bench-scaling-'));
 const shared = '/work/shared/prepared';
 const data = args.data ?? (existsSync(path.join(shared, 'manifest.json')) ? shared : writeSyntheticData(path.join(root, 'data'), {
@@ -75,7 +75,7 @@ async function measure(name: string, transport: 'thread' | 'ws', workers: number
   const children: ChildProcess[] = [];
   const r = await runTrainingLoop({
     config: cfg, dataDir: data, outDir: path.join(root, name), resume: false, backend: 'auto', inProcess: false,
-    threads: transport === 'thread' ? workers : 0, testBatches: 1,
+    threads: transport === 'thread' ? workers : 0, testSequences: 8,
     remote: transport === 'ws' ? { host: '127.0.0.1', port: 0 } : undefined, minWorkers: transport === 'ws' ? workers : 1,
     observers: [{
       onStep: (e) => { current = e.step; if (e.step > warmup) steps.push(e); },

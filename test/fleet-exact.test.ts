@@ -25,7 +25,7 @@ let n = 0;
 function run(extra: Partial<TrainLoopOptions>) {
   return runTrainingLoop({
     config, dataDir: data, outDir: path.join(root, `run-${n++}`), resume: false, backend: 'wasm', inProcess: false, threads: 0,
-    testBatches: 2, ...extra,
+    testSequences: 8, ...extra,
   });
 }
 
@@ -106,7 +106,7 @@ test('a WebSocket worker keeps heartbeating while a task computes (tasks far lon
   const computeSeconds: number[] = [];
   const r = await runTrainingLoop({
     config: applyOverrides(config, ['train.batch_tokens=8192', 'train.micro_shards=2']), dataDir: data, outDir: path.join(root, `run-${n++}`),
-    resume: false, backend: 'wasm', inProcess: false, threads: 0, testBatches: 1, steps: 3,
+    resume: false, backend: 'wasm', inProcess: false, threads: 0, testSequences: 8, steps: 3,
     remote: { host: '127.0.0.1', port: 0, tuning: { heartbeatMs: 20, heartbeatTimeoutMs: 60 } }, minWorkers: 1,
     observers: [{ onReassigned: (e) => reassigned.push(e.reason), onWorkerResult: (e) => computeSeconds.push(e.computeSeconds) }],
     hooks: { started: (fleet) => { workers.push(cli(['worker', '--connect', `ws://127.0.0.1:${fleet.remote!.port}`, '--name', 'slow', '--retry', '5'])); } },
@@ -121,7 +121,7 @@ test('a WebSocket worker keeps heartbeating while a task computes (tasks far lon
 
 test('a coordinator SIGKILLed after a checkpoint and restarted with --resume gives the same weights', async () => {
   const out = path.join(root, 'killed');
-  const args = ['coordinator', '--workers', '2', '--local-only', '--config', 'configs/test.yaml', '--data', data, '--out', out, '--backend', 'wasm', '--test-batches', '2'];
+  const args = ['coordinator', '--workers', '2', '--local-only', '--config', 'configs/test.yaml', '--data', data, '--out', out, '--backend', 'wasm', '--test-sequences', '8'];
   const first = cli(args);
   let err = '';
   await new Promise<void>((resolve, reject) => {

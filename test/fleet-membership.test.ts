@@ -33,7 +33,7 @@ const TOKEN = 'a shared secret of some length';
 function run(extra: Partial<TrainLoopOptions>) {
   return runTrainingLoop({
     config, dataDir: data, outDir: path.join(root, `run-${n++}`), resume: false, backend: 'cpu', replicaModule: TOY_REPLICA,
-    inProcess: false, threads: 0, testBatches: 1, ...extra,
+    inProcess: false, threads: 0, testSequences: 8, ...extra,
   });
 }
 
@@ -45,7 +45,7 @@ test('every worker leaves mid-run: the coordinator checkpoints, waits, and finis
   let checkpointedAlone = -1;
   let port = 0;
   const r = await runTrainingLoop({
-    config, dataDir: data, outDir: out, resume: false, backend: 'cpu', replicaModule: TOY_REPLICA, inProcess: false, threads: 0, testBatches: 1,
+    config, dataDir: data, outDir: out, resume: false, backend: 'cpu', replicaModule: TOY_REPLICA, inProcess: false, threads: 0, testSequences: 8,
     remote: { host: '127.0.0.1', port: 0 },
     observers: [{
       onWorkers: (c: Record<Transport, number>) => counts.push(c.ws),

@@ -30,7 +30,7 @@ test('golden weightsSha256 of a fixed 6-step run (configs/test.yaml, sample corp
   const out = path.join(root, 'run');
   const r = spawnSync(process.execPath, [
     '--import', 'tsx', 'src/cli/main.ts', 'train', '--config', 'configs/test.yaml', '--data', data, '--out', out,
-    '--backend', 'wasm', '--test-batches', '1',
+    '--backend', 'wasm', '--test-sequences', '8',
   ], { encoding: 'utf8', timeout: 280_000 });
   assert.equal(r.status, 0, r.stderr);
   const final = JSON.parse(readFileSync(path.join(out, 'final.json'), 'utf8')) as { step: number; weightsSha256: string };

@@ -36,7 +36,7 @@ test('observer events show up in the exposition with the right names, types and 
   const m = createMetrics({ backend: 'wasm', version: '9.9.9' });
   const o = m.observer;
   for (let i = 1; i <= 3; i++) o.onStep!(step(i));
-  o.onValidation!({ step: 3, loss: 7.25, tokens: 500 });
+  o.onValidation!({ step: 3, loss: 7.25, tokens: 500, lossSe: 0.01, bitsPerByte: 2.4, bitsPerByteSe: 0.004, sequences: 8, trainSeconds: 1, whole: false });
   o.onTest!({ step: 3, loss: 7.5, ppl: Math.exp(7.5), bitsPerByte: 2.5 });
   o.onWorkers!({ inprocess: 0, thread: 2, ws: 1 });
   o.onWorkerResult!({ step: 1, workerId: 'w1', transport: 'thread', microShards: 3, computeSeconds: 1.5, bytesSent: 100, bytesReceived: 4000 });
@@ -158,7 +158,7 @@ test('combineObservers fans each event out to every observer that handles it', (
   const b: TrainerObserver = { onStep: (e) => seen.push(`b${e.step}`), onValidation: (e) => seen.push(`bv${e.step}`) };
   const c = combineObservers(a, b);
   c.onStep!(step(4));
-  c.onValidation!({ step: 5, loss: 1, tokens: 1 });
+  c.onValidation!({ step: 5, loss: 1, tokens: 1, lossSe: 0.01, bitsPerByte: 2.4, bitsPerByteSe: 0.004, sequences: 8, trainSeconds: 1, whole: false });
   assert.equal(c.onRejected, undefined);
   assert.deepEqual(seen, ['a4', 'b4', 'bv5']);
 });

@@ -37,7 +37,7 @@ test('under --metrics-port, vilm_build_info names the backend in use, not the re
   try {
     const r = await runTrainingLoop({
       config, dataDir: data, outDir: path.join(root, 'run'), resume: false, backend: 'auto', replicaModule: TOY_REPLICA,
-      inProcess: true, threads: 0, testBatches: 1, observers: [m.observer],
+      inProcess: true, threads: 0, testSequences: 8, observers: [m.observer],
     });
     assert.equal(r.step, 2);
     text = await (await fetch(`http://127.0.0.1:${m.port}/metrics`)).text();

@@ -72,7 +72,7 @@ async function startLiveTraining(t: TestContext, dir: string, metricsPort: numbe
   const child = spawn('node', [
     ...CLI, 'coordinator', '--config', 'configs/test.yaml', '--data', data, '--out', outDir,
     '--workers', '2', '--local-only', '--backend', 'wasm', '--metrics-port', String(metricsPort),
-    '--steps', '150', '--test-batches', '1', '--set', 'train.eval_every=5', '--set', 'train.checkpoint_every=10',
+    '--steps', '150', '--test-sequences', '8', '--set', 'train.eval_every=5', '--set', 'train.checkpoint_every=10',
   ], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr?.on('data', (d: Buffer) => { err += d.toString(); });

@@ -21,7 +21,7 @@ let straight = '';
 function train(out: string, extra: string[]) {
   const r = spawnSync(process.execPath, [
     '--import', 'tsx', 'src/cli/main.ts', 'train', '--config', 'configs/test.yaml', '--data', data, '--out', path.join(root, out),
-    '--backend', 'wasm', '--steps', '10', '--test-batches', '2', ...extra,
+    '--backend', 'wasm', '--steps', '10', '--test-sequences', '8', ...extra,
   ], { encoding: 'utf8' });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -43,12 +43,19 @@ test('10 steps straight = 5 steps, then --resume for the other 5 (same weightsSh
   const b1 = train('split', ['--stop-at', '5']);
   assert.equal(b1.status, 0, b1.stderr);
   assert.equal(existsSync(path.join(root, 'split', 'final.json')), false);
-  assert.equal(loadCheckpoint(path.join(root, 'split')).step, 5);
+  const half = loadCheckpoint(path.join(root, 'split'));
+  assert.equal(half.step, 5);
+  const halfSeconds = half.meta.trainSeconds as number;
+  assert.ok(halfSeconds > 0, 'the checkpoint keeps the training clock');
   const b2 = train('split', ['--resume']);
   assert.equal(b2.status, 0, b2.stderr);
   const fb = JSON.parse(readFileSync(path.join(root, 'split', 'final.json'), 'utf8')) as Final;
   assert.equal(fb.weightsSha256, fa.weightsSha256);
-  assert.deepEqual(fb, fa);
+  // everything but the clock: trainSeconds is measured time; it carries over the resume
+  const { trainSeconds: ta, ...restA } = fa as Final & { trainSeconds: number };
+  const { trainSeconds: tb, ...restB } = fb as Final & { trainSeconds: number };
+  assert.deepEqual(restB, restA);
+  assert.ok(ta > 0 && tb > halfSeconds, `resumed clock ${tb} continues from ${halfSeconds}`);
 
   // the run log has each step once, in order, and per-step timings
   const recs = readFileSync(path.join(root, 'split', 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as RunLogRecord);
@@ -72,7 +79,7 @@ test('SIGTERM: the step in progress finishes, a checkpoint is written, exit 0; -
   const out = path.join(root, 'sigterm');
   const p = spawn(process.execPath, [
     '--import', 'tsx', 'src/cli/main.ts', 'train', '--config', 'configs/test.yaml', '--data', data, '--out', out,
-    '--backend', 'wasm', '--steps', '10', '--test-batches', '2',
+    '--backend', 'wasm', '--steps', '10', '--test-sequences', '8',
   ], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   let sent = false;

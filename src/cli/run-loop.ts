@@ -5,6 +5,9 @@
  */
 import type { TrainerObserver } from '../events/index.js';
 import { runTrainingLoop, type StopSignal, type TrainLoopOptions } from '../train/loop.js';
+import type { RunConfig } from '../config/index.js';
+import { openTrained } from '../export/model-source.js';
+import { UserError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import { checkPort, resolveRunConfig, type CommonRunArgs } from './run-options.js';
 import { installStopHandlers } from './signals.js';
@@ -23,15 +26,26 @@ async function runMetrics(a: CommonRunArgs): Promise<{ observers: TrainerObserve
   return { observers: [m.observer], ready: () => m.markReady(), close: () => m.close() };
 }
 
+/** `--init SOURCE`: its weights, after checking its model config is the run's. */
+function initFrom(source: string, config: RunConfig): Float32Array {
+  const t = openTrained(source);
+  for (const [k, v] of Object.entries(config.model) as [keyof RunConfig['model'], unknown][]) {
+    if (t.config.model[k] !== v) throw new UserError(`--init ${source}: model.${k} is ${JSON.stringify(t.config.model[k])}, the run's config says ${JSON.stringify(v)}`);
+  }
+  log.info('fine-tuning from', { source, step: t.step, format: t.format });
+  return t.weights;
+}
+
 export async function runLoopCommand(a: CommonRunArgs, fleet: FleetOptions): Promise<void> {
   const config = resolveRunConfig(a);
+  const initWeights = a.init !== undefined ? initFrom(a.init, config) : undefined;
   const stop: StopSignal = { requested: false };
   const off = installStopHandlers(stop);
   const metrics = await runMetrics(a);
   try {
     const r = await runTrainingLoop({
       config, dataDir: a.data, outDir: a.out, resume: a.resume, steps: a.steps, stopAt: a['stop-at'],
-      backend: a.backend, tokenizerFile: a.tokenizer, testBatches: a['test-batches'],
+      backend: a.backend, tokenizerFile: a.tokenizer, testSequences: a['test-sequences'], initWeights,
       stopSignal: stop, observers: metrics.observers, hooks: { started: metrics.ready },
       ...fleet,
     });

@@ -26,7 +26,8 @@ export interface CommonRunArgs {
   backend: BackendName;
   set: string[];
   tokenizer?: string;
-  'test-batches'?: number;
+  'test-sequences'?: number;
+  init?: string;
   'metrics-port'?: number;
   'metrics-host': string;
 }
@@ -43,7 +44,8 @@ export function commonRunOptions<T>(y: Argv<T>) {
     .option('backend', { ...backendOption, describe: 'tfjs backend of the workers' })
     .option('set', { type: 'string', array: true, default: [] as string[], describe: 'config override section.field=value (repeatable)' })
     .option('tokenizer', { type: 'string', describe: 'tokenizer.json for bits per byte (default: DATA/tokenizer.json)' })
-    .option('test-batches', { type: 'number', describe: 'test-split batches scored at the end (default: all)' })
+    .option('init', { type: 'string', describe: 'start from these weights (checkpoint, run or exported directory; model config must match); optimizer state fresh' })
+    .option('test-sequences', { type: 'number', describe: 'test-split sequences scored at the end, a fixed random sample (default: all, and the last validation point is then checked on the whole split)' })
     .option('metrics-port', { type: 'number', describe: 'serve Prometheus metrics on this port (/metrics, /healthz, /readyz; 0 = any)' })
     .option('metrics-host', { type: 'string', default: '0.0.0.0', describe: 'address for --metrics-port' });
 }
@@ -53,7 +55,7 @@ export function resolveRunConfig(a: CommonRunArgs): RunConfig {
   const sets = [...a.set];
   if (a.optimizer) sets.push(`train.optimizer=${a.optimizer}`);
   if (sets.length) cfg = applyOverrides(cfg, sets);
-  for (const [flag, v] of [['--steps', a.steps], ['--stop-at', a['stop-at']], ['--test-batches', a['test-batches']]] as const) {
+  for (const [flag, v] of [['--steps', a.steps], ['--stop-at', a['stop-at']], ['--test-sequences', a['test-sequences']]] as const) {
     if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new UserError(`${flag}: must be a non-negative integer, got ${v}`);
   }
   return cfg;

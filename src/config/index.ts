@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { UserError } from '../util/errors.js';
+import { log } from '../util/log.js';
 import { OPTIMIZER_NAMES } from '../optim/registry.js';
 import type { OptimizerConfig, ScheduleConfig } from '../optim/types.js';
 
@@ -41,7 +42,11 @@ export interface TrainConfig extends OptimizerConfig, ScheduleConfig {
   /** cap on tokens in one forward pass inside a worker (wasm heap bound) */
   max_micro_batch_tokens: number;
   eval_every: number;
-  eval_batches: number;
+  /**
+   * validation sequences scored at each evaluation: a fixed random sample spread over the whole
+   * split, seeded by `seed` (the same sample every time); 0 = the whole split
+   */
+  eval_sequences: number;
   checkpoint_every: number;
   log_every: number;
   seed: number;
@@ -62,7 +67,7 @@ export const DEFAULT_TRAIN: TrainConfig = {
   optimizer: 'adam', lr: 3e-3, min_lr: 3e-4, warmup_steps: 20, steps: 200,
   beta1: 0.9, beta2: 0.95, eps: 1e-8, momentum: 0.9, rms_decay: 0.99, weight_decay: 0.0,
   clip_norm: 1.0, batch_tokens: 4096, micro_shards: 8, max_micro_batch_tokens: 2048,
-  eval_every: 50, eval_batches: 8, checkpoint_every: 50, log_every: 10, seed: 42,
+  eval_every: 50, eval_sequences: 256, checkpoint_every: 50, log_every: 10, seed: 42,
 };
 
 type Spec = Record<string, 'int' | 'pos' | 'num' | 'bool' | readonly string[]>;
@@ -76,15 +81,23 @@ const TRAIN_SPEC: Spec = {
   optimizer: OPTIMIZER_NAMES, lr: 'pos', min_lr: 'num', warmup_steps: 'num',
   steps: 'num', beta1: 'num', beta2: 'num', eps: 'pos', momentum: 'num', rms_decay: 'num',
   weight_decay: 'num', clip_norm: 'num', batch_tokens: 'int', micro_shards: 'int',
-  max_micro_batch_tokens: 'int', eval_every: 'num', eval_batches: 'num', checkpoint_every: 'num',
+  max_micro_batch_tokens: 'int', eval_every: 'num', eval_sequences: 'num', checkpoint_every: 'num',
   log_every: 'int', seed: 'num',
 };
+
+let warnedEvalBatches = false;
 
 function check<T extends object>(where: string, section: string, raw: unknown, spec: Spec, defaults: T): T {
   if (raw === undefined || raw === null) return { ...defaults };
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new UserError(`${where}: '${section}' must be a mapping`);
   const out: Record<string, unknown> = { ...(defaults as Record<string, unknown>) };
   for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+    if (section === 'train' && k === 'eval_batches') {
+      // before 0.2 validation scored a prefix of batches; checkpoints written then still load
+      if (!warnedEvalBatches) log.warn(`${where}: 'train.eval_batches' is obsolete and ignored (validation is a random sample of train.eval_sequences sequences)`);
+      warnedEvalBatches = true;
+      continue;
+    }
     const kind = spec[k];
     const field = `${section}.${k}`;
     if (kind === undefined) throw new UserError(`${where}: unknown field '${field}' (known: ${Object.keys(spec).join(', ')})`);

@@ -160,3 +160,46 @@ export function* evalBatches(split: PreparedSplit, opts: EvalOptions): Generator
     yield { tokens: slice.tokens.subarray(start * L, (start + rows) * L), rows, seqLen: L, bucket: L };
   }
 }
+
+/** One sequence of a split: its bucket length and its row in that bucket. */
+export interface SequenceRef {
+  length: number;
+  row: number;
+}
+
+/**
+ * A fixed, seeded, uniform random sample of `count` distinct sequences spread over the whole split
+ * (every sequence equally likely, whatever its bucket or document), for an unbiased validation
+ * estimate. The same (split, count, seed) always gives the same sample, in a fixed order (bucket
+ * ascending, then row), so every evaluation of a run scores the same sequences. `count` ≥ the
+ * split's size (or 0) gives every sequence.
+ *
+ * Why not a prefix of evalBatches: the first rows of each bucket are the first documents of the
+ * split, a correlated block (measured on viwiki: 4.58 nats on the prefix vs 4.87 on the whole split).
+ */
+export function sampleSequences(split: PreparedSplit, count: number, seed: number): SequenceRef[] {
+  const n = split.sequences;
+  const all = count <= 0 || count >= n;
+  const picked = new Uint32Array(all ? n : count);
+  if (all) {
+    for (let i = 0; i < n; i++) picked[i] = i;
+  } else {
+    // partial Fisher–Yates over the flat index 0..n-1 (bucket ascending, then row)
+    const rng = new Rng(seed);
+    const idx = new Uint32Array(n);
+    for (let i = 0; i < n; i++) idx[i] = i;
+    for (let i = 0; i < count; i++) {
+      const j = i + rng.int(n - i);
+      const t = idx[i]; idx[i] = idx[j]; idx[j] = t;
+      picked[i] = idx[i];
+    }
+    picked.sort();
+  }
+  const out: SequenceRef[] = [];
+  let b = 0, base = 0;
+  for (const flat of picked) {
+    while (flat >= base + split.buckets[b].count) { base += split.buckets[b].count; b++; }
+    out.push({ length: split.buckets[b].length, row: flat - base });
+  }
+  return out;
+}

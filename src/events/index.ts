@@ -82,7 +82,7 @@ export interface TrainerObserver {
   /** training begins: the resolved backend of this process, the worker count, the config */
   onStart?(e: StartEvent): void;
   onStep?(e: StepEvent): void;
-  onValidation?(e: { step: number; loss: number; tokens: number }): void;
+  onValidation?(e: ValidationEvent): void;
   onTest?(e: { step: number; loss: number; ppl: number; bitsPerByte: number }): void;
   onWorkerResult?(e: WorkerResultEvent): void;
   /** connected workers per transport, after any change */
@@ -127,9 +127,28 @@ export function combineObservers(...observers: TrainerObserver[]): TrainerObserv
 }
 
 /** One line of `RUN/log.jsonl` (written by ./run-log.ts, read by `vilm report`). */
+/**
+ * A validation estimate: the run's fixed random sample of validation sequences (or the whole split
+ * when `whole`), with standard errors (src/train/validation.ts). Bits per byte are NaN → null in
+ * the log when the run has no tokenizer to count bytes.
+ */
+export interface ValidationEvent {
+  step: number;
+  loss: number;
+  lossSe: number;
+  bitsPerByte: number | null;
+  bitsPerByteSe: number | null;
+  sequences: number;
+  tokens: number;
+  /** seconds of training (step time, evaluation excluded) up to this step */
+  trainSeconds: number;
+  /** the whole split, not the sample (the check of the last point) */
+  whole: boolean;
+}
+
 export type RunLogRecord =
   | ({ type: 'step'; time: string } & StepEvent)
-  | { type: 'val'; time: string; step: number; loss: number; tokens: number }
+  | ({ type: 'val'; time: string } & ValidationEvent)
   | { type: 'test'; time: string; step: number; loss: number; ppl: number; bitsPerByte: number }
   | ({ type: 'worker'; time: string } & WorkerResultEvent)
   | { type: 'start'; time: string; config: unknown; workers: number; backend: string };

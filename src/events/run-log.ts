@@ -23,7 +23,7 @@ export async function openRunLog(outDir: string, resumeStep: number | null): Pro
     onStart: (e) => record({ type: 'start', time: time(), config: e.config, workers: e.workers, backend: e.backend }),
     onStep: (e) => record({ type: 'step', time: time(), ...e }),
     onWorkerResult: (e) => record({ type: 'worker', time: time(), ...e }),
-    onValidation: (e) => record({ type: 'val', time: time(), step: e.step, loss: e.loss, tokens: e.tokens }),
+    onValidation: (e) => record({ type: 'val', time: time(), ...e }),
     onTest: (e) => record({ type: 'test', time: time(), step: e.step, loss: e.loss, ppl: e.ppl, bitsPerByte: e.bitsPerByte }),
   };
 }

@@ -157,7 +157,7 @@ export function createMetrics(opts: MetricsOptions = {}): VilmMetrics {
       stepDuration.observe(e.timing.total);
       for (const part of STEP_PARTS) stepPart.observe({ part }, e.timing[PART_FIELD[part]]);
     },
-    onValidation(e) { valLoss.set(e.loss); },
+    onValidation(e) { if (!e.whole) valLoss.set(e.loss); },
     onTest(e) { testLoss.set(e.loss); testPpl.set(e.ppl); },
     onWorkerResult(e: WorkerResultEvent) {
       const worker = labels.label(e.workerId);

@@ -40,7 +40,7 @@ export interface StartOptions {
   backend: BackendName;
   set: string[];
   /** test-split batches scored at the end (a fixed-order prefix covering every bucket); 0 = all */
-  testBatches: number;
+  testSequences: number;
   metricsObservers?: TrainerObserver[];
 }
 
@@ -110,12 +110,12 @@ export async function runStart(o: StartOptions): Promise<{ runDir: string; sampl
       const tps = span > 0 ? tokensSeen.slice(1).reduce((a, b) => a + b.tokens, 0) / span : 0;
       bar.update(e.step, { loss: e.loss.toFixed(3), 'tok/s': Math.round(tps), ...(lastVal !== undefined ? { val: lastVal.toFixed(3) } : {}) });
     },
-    onValidation: (e) => { lastVal = e.loss; },
+    onValidation: (e) => { if (!e.whole) lastVal = e.loss; },
   };
   const stop: StopSignal = { requested: false };
   const r = await runTrainingLoop({
     config: cfg, dataDir: prepared, outDir: runDir, resume: false, steps, backend: o.backend,
-    inProcess: false, threads: o.workers, stopSignal: stop, testBatches: o.testBatches > 0 ? o.testBatches : undefined,
+    inProcess: false, threads: o.workers, stopSignal: stop, testSequences: o.testSequences > 0 ? o.testSequences : undefined,
     observers: [progressObserver, ...(o.metricsObservers ?? [])],
   });
   bar.stop(r.final ? `step ${r.final.step}, validation loss ${fmt(r.final.valLoss)}, test loss ${fmt(r.final.testLoss)} (ppl ${fmt(r.final.testPpl)})` : `stopped at step ${r.step}`);

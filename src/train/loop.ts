@@ -13,14 +13,13 @@ import path from 'node:path';
 import type { BackendName } from '../backend/types.js';
 import type { RunConfig } from '../config/index.js';
 import { loadDataset, type PreparedSplit } from '../data/dataset.js';
-import { BatchSampler, evalBatches } from '../data/sampler.js';
-import { broadcast, type StepEvent, type TrainerObserver } from '../events/index.js';
+import { BatchSampler, sampleSequences } from '../data/sampler.js';
+import { broadcast, type StepEvent, type TrainerObserver, type ValidationEvent } from '../events/index.js';
 import { openRunLog } from '../events/run-log.js';
 import { Coordinator } from '../fleet/coordinator/coordinator.js';
 import { NoWorkersError } from '../fleet/coordinator/step-run.js';
 import type { RemoteOptions } from '../fleet/coordinator/ws-server.js';
 import { finalizeGradient } from '../fleet/reduce.js';
-import type { LanguageModel } from '../model/api.js';
 import { buildLayout, initParams } from '../model/layout.js';
 import { clipGlobalNorm, createOptimizer, decayMaskFor, learningRate } from '../optim/index.js';
 import { UserError } from '../util/errors.js';
@@ -28,14 +27,27 @@ import { log } from '../util/log.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { CHECKPOINT_FILE, loadCheckpoint, saveCheckpoint, weightsSha256, type Checkpoint } from './checkpoint.js';
 import { tokenizerFromJson } from '../tokenizer/index.js';
+import { scoreSequences, scoreSequencesParallel, splitTokensPerByte } from './validation.js';
+
+/** mixed into train.seed for the validation sample, so it does not follow the batch order's stream */
+const VALIDATION_SEED = 0x5a11d;
+const TEST_SEED = 0x7e57;
 
 export interface FinalReport {
   step: number;
   weightsSha256: string;
   trainLoss: number | null;
+  /** the last validation estimate (the run's sample) */
   valLoss: number | null;
+  /** the whole validation split at the end */
+  valWholeLoss: number | null;
+  valWholeBitsPerByte: number | null;
+  /** seconds of training steps (evaluation and checkpoints excluded) */
+  trainSeconds: number;
   testLoss: number;
   testPpl: number;
+  /** sequences of the test split scored (all of them unless --test-sequences) */
+  testSequences: number;
   testBitsPerByte: number;
 }
 
@@ -63,10 +75,15 @@ export interface TrainLoopOptions {
    * model. Tests of the distribution machinery name their pure-JS toy model (test/support).
    */
   replicaModule?: string;
+  /** start from these weights instead of the seeded init (fine-tuning; optimizer state fresh) */
+  initWeights?: Float32Array;
   /** tokenizer.json for bits per byte and the checkpoint (default: DATA/tokenizer.json) */
   tokenizerFile?: string;
-  /** test-split batches evaluated at the end (default: all) */
-  testBatches?: number;
+  /**
+   * test-split sequences scored at the end: a fixed seeded random sample (default: the whole split,
+   * and then the last validation point is checked against the whole validation split too)
+   */
+  testSequences?: number;
   taskDeadlineMs?: number;
   noWorkerTimeoutMs?: number;
   /** hooks for tests and tools */
@@ -90,28 +107,6 @@ export interface TrainLoopResult {
   final: FinalReport | null;
   step: number;
   weightsSha256: string;
-}
-
-/** Loss summed over the first `maxBatches` batches of a split (all when undefined), in fixed order. */
-export function evaluateSplit(
-  model: LanguageModel, weights: Float32Array, split: PreparedSplit, batchTokens: number, maxTokens: number,
-  maxBatches: number | undefined, bytesOf?: (tokens: Uint16Array) => number,
-): { lossSum: number; tokens: number; bytes: number } {
-  let lossSum = 0, tokens = 0, bytes = 0;
-  for (const b of evalBatches(split, { batchTokens, maxBatches })) {
-    const chunk = Math.max(1, Math.floor(maxTokens / b.seqLen));
-    for (let r = 0; r < b.rows; r += chunk) {
-      const rows = Math.min(chunk, b.rows - r);
-      const sub = { tokens: b.tokens.subarray(r * b.seqLen, (r + rows) * b.seqLen), rows, seqLen: b.seqLen };
-      const res = model.evaluate(weights, sub);
-      lossSum += res.lossSum;
-      tokens += res.tokenCount;
-    }
-    if (bytesOf) {
-      for (let r = 0; r < b.rows; r++) bytes += bytesOf(b.tokens.subarray(r * b.seqLen, (r + 1) * b.seqLen));
-    }
-  }
-  return { lossSum, tokens, bytes };
 }
 
 export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
@@ -141,7 +136,9 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
   const startStep = ck?.step ?? 0;
   let lastTrainLoss: number | null = ck && typeof ck.meta.trainLoss === 'number' ? ck.meta.trainLoss : null;
   let lastValLoss: number | null = ck && typeof ck.meta.valLoss === 'number' ? ck.meta.valLoss : null;
-  const initial = ck?.weights ?? initParams(layout, config.model, train.seed);
+  if (o.initWeights && o.initWeights.length !== layout.total) throw new UserError(`init weights: ${o.initWeights.length} floats, the model's layout needs ${layout.total}`);
+  // a resumed run continues its own weights; --init only seeds a fresh run
+  const initial = ck?.weights ?? (o.initWeights ? o.initWeights.slice() : initParams(layout, config.model, train.seed));
   // the run log is one more observer
   const observers = [...(o.observers ?? []), await openRunLog(o.outDir, ck ? startStep : null)];
 
@@ -162,6 +159,8 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
   const weights = fleet.weights;
   const grad = new Float32Array(layout.total);
   let step = startStep;
+  // seconds spent in training steps (evaluation and checkpoints excluded): the time-to-quality clock
+  let trainSeconds = ck && typeof ck.meta.trainSeconds === 'number' ? ck.meta.trainSeconds : 0;
 
   // the sampler position matching the weights (before the batch of a step in progress was drawn)
   let cursor = sampler.cursor();
@@ -170,20 +169,39 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
     const t0 = performance.now();
     const res = await saveCheckpoint(o.outDir, {
       config, step, weights, optimizer: optimizer.getState(), sampler: cursor, rng: null,
-      tokenizerJson, meta: { trainLoss: lastTrainLoss, valLoss: lastValLoss, backend: backendName },
+      tokenizerJson, meta: { trainLoss: lastTrainLoss, valLoss: lastValLoss, backend: backendName, trainSeconds },
     });
     lastCheckpointStep = step;
     broadcast(observers, 'onCheckpoint', { step, seconds: (performance.now() - t0) / 1000, bytes: res.bytes });
     log.info('checkpoint', { step, file: res.file });
   };
-  const validate = async () => {
-    const model = await fleet.localModel();
-    const r = evaluateSplit(model, weights, ds.split('validation'), train.batch_tokens, train.max_micro_batch_tokens, train.eval_batches > 0 ? train.eval_batches : undefined);
-    lastValLoss = r.tokens > 0 ? r.lossSum / r.tokens : null;
-    if (lastValLoss !== null) {
-      broadcast(observers, 'onValidation', { step, loss: lastValLoss, tokens: r.tokens });
-      log.info('validation', { step, loss: lastValLoss, tokens: r.tokens });
-    }
+  // validation: the same seeded random sample of sequences at every evaluation (src/data/sampler.ts)
+  const valSplit = ds.split('validation');
+  const valSample = sampleSequences(valSplit, train.eval_sequences, train.seed ^ VALIDATION_SEED);
+  const bytesOf = byteCounter(tokenizerJson);
+  const valTokensPerByte = bytesOf && valSplit.sequences > 0 ? splitTokensPerByte(valSplit, bytesOf) : undefined;
+  // whole-split scoring at the end runs on worker threads (forward only, one pass per sequence,
+  // summed in a fixed order: the same figure whatever the thread count; src/train/parallel-eval.ts)
+  // (a few hundred sequences are scored in this thread: starting threads would cost more)
+  const scoring = (sequences: number) => ({ model: config.model, backend: o.backend, threads: sequences >= 512 ? Math.max(1, o.threads) : 1, weights });
+  const validate = async (whole = false): Promise<ValidationEvent | null> => {
+    if (valSplit.sequences === 0) return null;
+    const refs = whole ? sampleSequences(valSplit, 0, 0) : valSample;
+    const r = whole
+      ? await scoreSequencesParallel(scoring(refs.length), valSplit, refs, bytesOf, valTokensPerByte)
+      : scoreSequences(await fleet.localModel(), weights, valSplit, refs, bytesOf, valTokensPerByte);
+    if (r.tokens === 0) return null;
+    const nullable = (x: number) => (Number.isFinite(x) ? x : null);
+    const ev: ValidationEvent = {
+      step, loss: r.loss, lossSe: r.lossSe, bitsPerByte: nullable(r.bitsPerByte), bitsPerByteSe: nullable(r.bitsPerByteSe),
+      sequences: r.sequences, tokens: r.tokens, trainSeconds, whole,
+    };
+    if (!whole) lastValLoss = r.loss;
+    broadcast(observers, 'onValidation', ev);
+    log.info(whole ? 'validation (whole split)' : 'validation', {
+      step, loss: r.loss, se: r.lossSe, bits_per_byte: ev.bitsPerByte, sequences: r.sequences,
+    });
+    return ev;
   };
 
   try {
@@ -239,6 +257,7 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
         },
         workers: out.workers.length,
       };
+      trainSeconds += ev.timing.total;
       broadcast(observers, 'onStep', ev);
       for (const w of out.workers) {
         broadcast(observers, 'onWorkerResult', {
@@ -261,14 +280,19 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
 
     // --- the end: validation (if not just done) and the test split
     if (!(train.eval_every > 0 && step % train.eval_every === 0) || lastValLoss === null) await validate();
-    const model = await fleet.localModel();
-    const bytesOf = byteCounter(tokenizerJson);
-    const t = evaluateSplit(model, weights, ds.split('test'), train.batch_tokens, train.max_micro_batch_tokens, o.testBatches, bytesOf);
-    const testLoss = t.tokens > 0 ? t.lossSum / t.tokens : NaN;
-    const testBitsPerByte = t.bytes > 0 ? t.lossSum / Math.LN2 / t.bytes : NaN;
+    // the last point of the validation curve, checked against the whole split
+    const wholeTest = o.testSequences === undefined || o.testSequences <= 0;
+    const valWhole = wholeTest && valSample.length < valSplit.sequences ? await validate(true) : null;
+    const testSplit = ds.split('test');
+    const testTokensPerByte = !wholeTest && bytesOf && testSplit.sequences > 0 ? splitTokensPerByte(testSplit, bytesOf) : undefined;
+    const testRefs = sampleSequences(testSplit, o.testSequences ?? 0, train.seed ^ TEST_SEED);
+    const t = await scoreSequencesParallel(scoring(testRefs.length), testSplit, testRefs, bytesOf, testTokensPerByte);
+    const testLoss = t.tokens > 0 ? t.loss : NaN;
+    const testBitsPerByte = t.tokens > 0 && bytesOf ? t.bitsPerByte : NaN;
     const final: FinalReport = {
       step, weightsSha256: weightsSha256(weights), trainLoss: lastTrainLoss, valLoss: lastValLoss,
-      testLoss, testPpl: Math.exp(testLoss), testBitsPerByte,
+      valWholeLoss: valWhole?.loss ?? null, valWholeBitsPerByte: valWhole?.bitsPerByte ?? null, trainSeconds,
+      testLoss, testPpl: Math.exp(testLoss), testBitsPerByte, testSequences: t.sequences,
     };
     broadcast(observers, 'onTest', { step, loss: testLoss, ppl: final.testPpl, bitsPerByte: testBitsPerByte });
     await writeFileAtomic(path.join(o.outDir, 'final.json'), JSON.stringify(final, null, 2) + '\n');

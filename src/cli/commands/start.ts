@@ -13,7 +13,7 @@ export const startCommand = defineCommand({
     .option('steps', { type: 'number', describe: 'optimizer steps (default: the config\'s train.steps, about two minutes on the sample)' })
     .option('prompt', { type: 'string', default: 'Việt Nam là', describe: 'prompt for the generated sample' })
     .option('max-tokens', { type: 'number', default: 40, describe: 'tokens to generate' })
-    .option('test-batches', { type: 'number', default: 32, describe: 'test-split batches scored at the end (0 = the whole split; the sample has fewer than 32)' })
+    .option('test-sequences', { type: 'number', default: 32, describe: 'test-split sequences scored at the end, a fixed random sample (0 = the whole split)' })
     .option('backend', backendOption)
     .option('set', { type: 'string', array: true, default: [] as string[], describe: 'config override section.field=value (repeatable)' })
     .example('npm start', 'the default job on the built-in sample (about two minutes)')
@@ -24,7 +24,7 @@ export const startCommand = defineCommand({
     const { runStart } = await import('../../start/index.js');
     await runStart({
       corpus: a.corpus, out: a.out, config: a.config, vocabSize: a['vocab-size'], workers: a.workers, steps: a.steps,
-      prompt: a.prompt, maxTokens: a['max-tokens'], backend: a.backend, set: a.set, testBatches: a['test-batches'],
+      prompt: a.prompt, maxTokens: a['max-tokens'], backend: a.backend, set: a.set, testSequences: a['test-sequences'],
     });
   },
 });
