@@ -3,17 +3,24 @@
  * Used by `vilm eval`, `vilm predict` and the `vilm start` job.
  */
 import type { BackendName } from '../backend/types.js';
+import type { ModelConfig } from '../config/index.js';
 import type { LanguageModel } from '../model/api.js';
 import { loadTokenizer, tokenizerFromJson } from '../tokenizer/index.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { UserError } from '../util/errors.js';
 import { loadCheckpoint, type Checkpoint } from './checkpoint.js';
 
+/** What opening a model needs: its config and tokenizer (a Checkpoint, or an exported model). */
+export interface ModelWithTokenizer {
+  config: { model: ModelConfig };
+  tokenizerJson: string;
+}
+
 /**
  * The checkpoint's tokenizer, or `tokenizerFile` when given (for checkpoints saved without one);
  * its vocabulary must fit the model's.
  */
-export function checkpointTokenizer(ck: Checkpoint, where: string, tokenizerFile?: string): Tokenizer {
+export function checkpointTokenizer(ck: ModelWithTokenizer, where: string, tokenizerFile?: string): Tokenizer {
   let tok: Tokenizer;
   if (tokenizerFile !== undefined) {
     tok = loadTokenizer(tokenizerFile);
@@ -33,7 +40,7 @@ export function checkpointTokenizer(ck: Checkpoint, where: string, tokenizerFile
 }
 
 /** Start the backend and build the checkpoint's model and tokenizer. */
-export async function openModel(ck: Checkpoint, where: string, backend: BackendName, tokenizerFile?: string): Promise<{ model: LanguageModel; tokenizer: Tokenizer }> {
+export async function openModel(ck: ModelWithTokenizer, where: string, backend: BackendName, tokenizerFile?: string): Promise<{ model: LanguageModel; tokenizer: Tokenizer }> {
   const tokenizer = checkpointTokenizer(ck, where, tokenizerFile);
   // imported here, not at the top: the CLI loads this file for every command, only some need tfjs
   const { initBackend } = await import('../backend/index.js');

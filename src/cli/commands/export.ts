@@ -13,7 +13,9 @@ const safetensors = defineCommand({
     .option('checkpoint', { type: 'string', demandOption: true, describe: 'run directory or .vilm checkpoint file' })
     .option('out', { type: 'string', demandOption: true, describe: 'output directory' })
     .option('tokenizer', { type: 'string', describe: 'tokenizer.json to export instead of the one in the checkpoint' })
-    .example('$0 export safetensors --checkpoint runs/tiny --out runs/tiny/hf', ''),
+    .option('dtype', { choices: ['f32', 'f16'] as const, default: 'f32' as const, describe: 'storage of the weights (f16: half the size; loads back as float32)' })
+    .example('$0 export safetensors --checkpoint runs/tiny --out runs/tiny/hf', 'float32 weights')
+    .example('$0 export safetensors --checkpoint runs/tiny --out models/mine --dtype f16', 'half-size weights; usable by eval, predict and train --init'),
   handler: async (a) => {
     const ck = loadCheckpoint(a.checkpoint);
     if (a.tokenizer !== undefined) {
@@ -22,7 +24,7 @@ const safetensors = defineCommand({
     } else if (ck.tokenizerJson.trim() === '') {
       throw new UserError(`${a.checkpoint}: the checkpoint holds no tokenizer (trained without DATA/tokenizer.json); pass --tokenizer FILE`);
     }
-    const r = await exportSafetensors(ck, a.out);
+    const r = await exportSafetensors(ck, a.out, a.dtype === 'f16' ? 'F16' : 'F32');
     log.info('exported', { step: ck.step, tensors: r.tensors, bytes: r.bytes, out: a.out });
     process.stdout.write(r.files.join('\n') + '\n');
   },
