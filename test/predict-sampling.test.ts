@@ -9,7 +9,7 @@ function close(a: number[], b: number[], tol = 1e-12): void {
   for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= tol, `[${i}] ${a[i]} vs ${b[i]}`);
 }
 
-test('greedy: argmax with lowest id on ties, excluded id skipped; temperature 0 uses it', () => {
+test('greedy: argmax with lowest id on ties, excluded id skipped; temperature 0 uses it', { timeout: 60_000 }, () => {
   assert.equal(argmax([0, 5, 5, 1]), 1);
   assert.equal(argmax([9, 1, 2], 0), 2);
   const rng = new Rng(1);
@@ -17,7 +17,7 @@ test('greedy: argmax with lowest id on ties, excluded id skipped; temperature 0 
   assert.equal(sampleToken(Float32Array.from([9, 0.7, 0.3]), { temperature: 0 }, rng, 0), 1);
 });
 
-test('temperature scales logits before the softmax', () => {
+test('temperature scales logits before the softmax', { timeout: 60_000 }, () => {
   const logits = [1, 3, 2, 0];
   const e = (x: number) => Math.exp(x);
   const z1 = e(1) + e(3) + e(2) + e(0);
@@ -28,7 +28,7 @@ test('temperature scales logits before the softmax', () => {
   close(filterLogits(logits, { temperature: 0.5 }).probs, [e(6) / z2, e(4) / z2, e(2) / z2, e(0) / z2]);
 });
 
-test('top-k keeps the k largest and renormalises', () => {
+test('top-k keeps the k largest and renormalises', { timeout: 60_000 }, () => {
   const c = filterLogits([1, 3, 2, 0], { temperature: 1, topK: 2 });
   assert.deepEqual(c.ids, [1, 2]);
   const z = Math.exp(3) + Math.exp(2);
@@ -37,7 +37,7 @@ test('top-k keeps the k largest and renormalises', () => {
   assert.deepEqual(filterLogits([1, 3, 2, 0], { topK: 10 }).ids.length, 4);
 });
 
-test('top-p keeps the smallest most-likely set reaching p', () => {
+test('top-p keeps the smallest most-likely set reaching p', { timeout: 60_000 }, () => {
   const logits = [0.5, 0.3, 0.15, 0.05].map(Math.log);
   const a = filterLogits(logits, { topP: 0.75 });
   assert.deepEqual(a.ids, [0, 1]);
@@ -54,7 +54,7 @@ test('top-p keeps the smallest most-likely set reaching p', () => {
   assert.ok(!filterLogits([5, 1, 0], {}, 0).ids.includes(0));
 });
 
-test('sampling is seeded: same seed, same draws; frequencies follow the filtered distribution', () => {
+test('sampling is seeded: same seed, same draws; frequencies follow the filtered distribution', { timeout: 60_000 }, () => {
   const logits = Float32Array.from([0.5, 0.3, 0.15, 0.05].map(Math.log));
   const draw = (seed: number, n: number, opts: SampleOptions = { temperature: 1 }) => {
     const rng = new Rng(seed);
@@ -72,7 +72,7 @@ test('sampling is seeded: same seed, same draws; frequencies follow the filtered
   close([kept[0] / n, kept[1] / n], [0.625, 0.375], 0.015);
 });
 
-test('bad sampling flags are user errors naming the flag', () => {
+test('bad sampling flags are user errors naming the flag', { timeout: 60_000 }, () => {
   assert.throws(() => checkSampleOptions({ temperature: -1 }), (e: unknown) => e instanceof UserError && /--temperature/.test(e.message));
   assert.throws(() => checkSampleOptions({ topP: 0 }), /--top-p/);
   assert.throws(() => checkSampleOptions({ topK: 1.5 }), /--top-k/);
@@ -80,7 +80,7 @@ test('bad sampling flags are user errors naming the flag', () => {
   checkSampleOptions({ temperature: 0, topK: 40, topP: 0.95, maxTokens: 64 });
 });
 
-test('top-k selection matches the first k of a full sort, ties by lower id', () => {
+test('top-k selection matches the first k of a full sort, ties by lower id', { timeout: 60_000 }, () => {
   const rng = new Rng(9);
   // rounded values make many ties
   const logits = Float32Array.from({ length: 3000 }, () => Math.round(rng.normal() * 4) / 2);

@@ -7,22 +7,39 @@
  *
  * The prompt is encoded as `<bos> prompt` — exactly how every training sequence starts (see
  * src/data/prepare/sequences.ts) — and fed through `model.decoder(params).step(id)` one token at a
- * time; each sampled token is fed back. Generation stops at `<eos>` (not printed), at `maxTokens`,
- * or when `<bos>` + prompt + generated reach `max_len` tokens (the longest training sequence).
+ * time; each sampled token is fed back. Generation stops at `<eos>` (not printed) or after
+ * `maxTokens` tokens.
+ *
+ * Context: a prompt longer than the model's context (`max_len`, counting `<bos>` and leaving room
+ * for one generated token) is cut from the left by `fitPrompt` (`<bos>` + its last max_len − 2
+ * tokens; `vilm predict` says so on stderr). When `<bos>` + context + generated reach `max_len`,
+ * the window slides: a fresh decoder is fed `<bos>` + the last ⌊max_len/2⌋ tokens (a re-prefill:
+ * the KV cache holds absolute RoPE positions and cannot be shifted), and generation goes on. This
+ * is how the model saw long documents in training (each sequence restarts with `<bos>` mid
+ * document), so `maxTokens` is not bounded by `max_len`; the model just never sees more than
+ * `max_len` tokens back. The re-prefill costs about one extra step per generated token past the
+ * first window.
  *
  * Sampling of one token (`sampleToken`): logits / temperature → keep the top-k → softmax →
  * keep the smallest set of most likely tokens whose probability reaches top-p → renormalise →
  * draw with the seeded RNG (src/util/rng.ts, so a seed gives the same text every time).
- * temperature 0 is greedy (argmax, lowest id on ties); `<pad>` is never sampled.
+ * Temperature 0 is greedy: always the argmax (lowest id on ties), so the text is deterministic and
+ * the seed, top-k and top-p play no part. `<pad>` is never sampled.
  *
- * Streaming: byte-level BPE tokens can end in the middle of a UTF-8 character, so pieces are
- * emitted by decoding the whole sequence so far and releasing only the new text up to the last
- * complete character (a trailing U+FFFD from a cut character is held back until it completes).
+ * `nextTokens` is the "predict the next word" view: the N most likely next tokens after the prompt
+ * with their probabilities under the plain softmax (temperature 1, no top-k/top-p).
+ *
+ * Streaming: byte-level BPE tokens can end in the middle of a UTF-8 character, so the generated
+ * tokens' bytes go through `Utf8TokenStream` (src/train/utf8-stream.ts, Node's StringDecoder):
+ * a piece is only complete characters, an incomplete trailing sequence is held back until the next
+ * token completes it, and one still incomplete when generation stops is dropped (never printed as
+ * U+FFFD). Bytes that can never form a character mid-stream are shown as U+FFFD, as `decode` does.
  */
 import type { LanguageModel } from '../model/api.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { Rng } from '../util/rng.js';
 import { UserError } from '../util/errors.js';
+import { Utf8TokenStream } from './utf8-stream.js';
 
 export interface SampleOptions {
   /** 0 = greedy; default 1 */
@@ -128,24 +145,65 @@ export function checkSampleOptions(o: GenerateOptions): void {
   if (o.maxTokens !== undefined && !(Number.isInteger(o.maxTokens) && o.maxTokens >= 0)) throw new UserError(`--max-tokens must be an integer ≥ 0, got ${o.maxTokens}`);
 }
 
-/** Generated token ids (without the prompt), one at a time. */
-export function* generateIds(model: LanguageModel, params: Float32Array, tokenizer: Tokenizer, promptIds: number[], opts: GenerateOptions = {}): Generator<number> {
+/** A prompt fitted to the model's context: `ids` = `<bos>` + the last `kept` of its `tokens` tokens. */
+export interface PromptFit {
+  ids: number[];
+  /** tokens of the prompt text (without `<bos>`) */
+  tokens: number;
+  /** how many of them were kept (the last ones); `kept < tokens` when the prompt was cut */
+  kept: number;
+  /** the model's context, max_len */
+  maxLen: number;
+}
+
+/**
+ * `<bos>` + the prompt's token ids, cut from the left so that at least one generated token still
+ * fits in `maxLen` (so at most maxLen − 2 prompt tokens are kept).
+ */
+export function fitPrompt(textIds: readonly number[], bosId: number, maxLen: number): PromptFit {
+  if (!(Number.isInteger(maxLen) && maxLen >= 2)) throw new Error(`fitPrompt: max_len ${maxLen} leaves no room for a prompt and a token`);
+  const kept = Math.min(textIds.length, maxLen - 2);
+  return { ids: [bosId, ...textIds.slice(textIds.length - kept)], tokens: textIds.length, kept, maxLen };
+}
+
+/** The note `vilm predict` prints when `fitPrompt` cut the prompt; undefined when it did not. */
+export function promptCutNote(fit: PromptFit): string | undefined {
+  if (fit.kept >= fit.tokens) return undefined;
+  return `prompt is ${fit.tokens} tokens; kept the last ${fit.kept} (the model's context is ${fit.maxLen}, with <bos> and room for one new token)`;
+}
+
+/**
+ * Generated token ids (without the prompt), one at a time. `promptIds` starts with `<bos>` and
+ * fits the context (see `fitPrompt`); past max_len the window slides (see the header).
+ */
+export function* generateIds(model: LanguageModel, params: Float32Array, tokenizer: Tokenizer, promptIds: readonly number[], opts: GenerateOptions = {}): Generator<number> {
   checkSampleOptions(opts);
   const maxLen = model.config.max_len;
   if (promptIds.length === 0) throw new UserError('predict: empty prompt (no tokens, not even <bos>)');
-  if (promptIds.length >= maxLen) throw new UserError(`predict: the prompt is ${promptIds.length} tokens; the model's context is ${maxLen}`);
+  if (promptIds.length >= maxLen) throw new UserError(`predict: the prompt is ${promptIds.length} tokens; the model's context is ${maxLen} (cut it with fitPrompt)`);
   const rng = new Rng(opts.seed ?? 1);
   const maxTokens = opts.maxTokens ?? 64;
-  const dec = model.decoder(params);
+  if (maxTokens === 0) return;
+  // the text so far without the leading <bos>: what a slid window is refilled from
+  const text = promptIds[0] === tokenizer.bosId ? promptIds.slice(1) : promptIds.slice();
+  const keepOnSlide = Math.max(1, Math.min(Math.floor(maxLen / 2), maxLen - 2));
+  let dec = model.decoder(params);
   try {
     let logits: Float32Array | undefined;
     for (const id of promptIds) logits = dec.step(id);
-    for (let n = 0; n < maxTokens; n++) {
+    for (let n = 0; ; n++) {
       const next = sampleToken(logits!, opts, rng, tokenizer.padId);
       if (next === tokenizer.eosId) return;
       yield next;
-      // the whole sequence (<bos>, prompt, generated) stays within max_len tokens, like training
-      if (dec.position + 1 >= maxLen) return;
+      if (n + 1 >= maxTokens) return;
+      text.push(next);
+      if (dec.position + 1 >= maxLen) {
+        // `next` would sit at position max_len − 1, whose logits predict past the context: slide
+        dec.dispose();
+        dec = model.decoder(params);
+        dec.step(tokenizer.bosId);
+        for (let i = text.length - keepOnSlide; i < text.length - 1; i++) dec.step(text[i]);
+      }
       logits = dec.step(next);
     }
   } finally {
@@ -154,25 +212,45 @@ export function* generateIds(model: LanguageModel, params: Float32Array, tokeniz
 }
 
 /**
- * Streams the generated text in pieces of complete characters (see the header). `prompt` is
- * encoded as `<bos> prompt`; the pieces do not repeat the prompt.
+ * Streams the generated text in pieces of complete characters (see the header). A string prompt is
+ * encoded as `<bos> prompt` and cut from the left to fit (`fitPrompt`; call it yourself to report a
+ * cut); ids are used as given (`<bos>` first). The pieces do not repeat the prompt.
  */
-export async function* generate(model: LanguageModel, params: Float32Array, tokenizer: Tokenizer, prompt: string, opts: GenerateOptions = {}): AsyncGenerator<string> {
-  const promptIds = [tokenizer.bosId, ...tokenizer.encode(prompt)];
-  const all = promptIds.slice();
-  let emitted = tokenizer.decode(all).length;
+export async function* generate(model: LanguageModel, params: Float32Array, tokenizer: Tokenizer, prompt: string | readonly number[], opts: GenerateOptions = {}): AsyncGenerator<string> {
+  const promptIds = typeof prompt === 'string' ? fitPrompt(tokenizer.encode(prompt), tokenizer.bosId, model.config.max_len).ids : prompt;
+  const stream = new Utf8TokenStream(tokenizer);
   for (const id of generateIds(model, params, tokenizer, promptIds, opts)) {
-    all.push(id);
-    const text = tokenizer.decode(all);
-    let end = text.length;
-    while (end > emitted && text.charCodeAt(end - 1) === 0xfffd) end--; // incomplete character
-    if (end > emitted) {
-      yield text.slice(emitted, end);
-      emitted = end;
-    }
+    const piece = stream.push(id);
+    if (piece !== '') yield piece;
     // let the event loop run (stdout flushes, Ctrl-C) between tokens
     await new Promise<void>((r) => setImmediate(r));
   }
-  const text = tokenizer.decode(all);
-  if (text.length > emitted) yield text.slice(emitted);
+  stream.end(); // an incomplete last character is dropped
+}
+
+/** One entry of `nextTokens`. */
+export interface NextToken {
+  id: number;
+  /** probability under softmax(logits) at temperature 1 (`<pad>` excluded) */
+  prob: number;
+}
+
+/**
+ * The `n` most likely next tokens after `promptIds` (`<bos>` first, fitting the context) with their
+ * probabilities: the model's plain distribution — temperature 1, no top-k/top-p — most likely
+ * first, ties by lower id.
+ */
+export function nextTokens(model: LanguageModel, params: Float32Array, tokenizer: Tokenizer, promptIds: readonly number[], n: number): NextToken[] {
+  if (!(Number.isInteger(n) && n >= 1)) throw new UserError(`--top-next must be an integer ≥ 1, got ${n}`);
+  if (promptIds.length === 0) throw new UserError('predict: empty prompt (no tokens, not even <bos>)');
+  if (promptIds.length >= model.config.max_len) throw new UserError(`predict: the prompt is ${promptIds.length} tokens; the model's context is ${model.config.max_len} (cut it with fitPrompt)`);
+  const dec = model.decoder(params);
+  try {
+    let logits: Float32Array | undefined;
+    for (const id of promptIds) logits = dec.step(id);
+    const { ids, probs } = filterLogits(logits!, { temperature: 1, topK: 0, topP: 1 }, tokenizer.padId);
+    return ids.slice(0, n).map((id, i) => ({ id, prob: probs[i] }));
+  } finally {
+    dec.dispose();
+  }
 }
