@@ -23,7 +23,7 @@ function makeRun(steps = 30, finished = true): { dir: string; records: RunLogRec
     for (const [id, transport] of [['t0', 'thread'], ['t1', 'thread'], ['ws-a', 'ws']] as const) {
       records.push({ type: 'worker', time: time(s), step: s, workerId: id, transport, microShards: id === 'ws-a' ? 2 : 3, computeSeconds: compute * (id === 'ws-a' ? 0.5 : 0.9), bytesSent: 1e5, bytesReceived: 4e5 });
     }
-    if (s % 10 === 0) records.push({ type: 'val', time: time(s), step: s, loss: 9.3 * Math.exp(-s / 40), tokens: 2000 });
+    if (s % 10 === 0) records.push({ type: 'val', time: time(s), step: s, loss: 9.3 * Math.exp(-s / 40), tokens: 2000, lossSe: 0.01, bitsPerByte: 2.4, bitsPerByteSe: 0.004, sequences: 8, trainSeconds: s, whole: false });
   }
   if (finished) records.push({ type: 'test', time: time(steps + 1), step: steps, loss: 4.4321, ppl: Math.exp(4.4321), bitsPerByte: 1.9876 });
   writeFileSync(path.join(dir, 'log.jsonl'), records.map((r) => JSON.stringify(r) + '\n').join(''));
@@ -49,7 +49,7 @@ function cli(...args: string[]) {
   return spawnSync('node', ['--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8', timeout: 60_000 });
 }
 
-test('vilm report writes a self-contained HTML with one point per step and the final numbers', () => {
+test('vilm report writes a self-contained HTML with one point per step and the final numbers', { timeout: 120_000 }, () => {
   const { dir, records } = makeRun(30);
   const r = cli('report', dir);
   assert.equal(r.status, 0, r.stderr);
@@ -95,7 +95,7 @@ test('vilm report writes a self-contained HTML with one point per step and the f
   assert.ok(html.includes(tokens.toLocaleString('en-US')), 'total tokens');
 });
 
-test('--out writes elsewhere; an unfinished run (no final.json, partial last line) still reports', async () => {
+test('--out writes elsewhere; an unfinished run (no final.json, partial last line) still reports', { timeout: 120_000 }, async () => {
   const { dir } = makeRun(12, false);
   appendFileSync(path.join(dir, 'log.jsonl'), '{"type":"step","ti');
   const d = loadRun(dir);
@@ -114,7 +114,7 @@ test('--out writes elsewhere; an unfinished run (no final.json, partial last lin
   assert.ok(!readdirSync(dir).includes('report.html'));
 });
 
-test('bad or missing run folders give a one-line error naming the file (and line)', () => {
+test('bad or missing run folders give a one-line error naming the file (and line)', { timeout: 120_000 }, () => {
   assert.throws(() => loadRun(path.join(os.tmpdir(), 'no-such-run-vilm')), { name: 'UserError', message: /no-such-run-vilm: no such run folder$/ });
 
   const empty = mkdtempSync(path.join(os.tmpdir(), 'vilm-report-empty-'));
@@ -146,7 +146,7 @@ test('bad or missing run folders give a one-line error naming the file (and line
   assert.throws(() => loadRun(badFinal), /final\.json: invalid JSON/);
 });
 
-test('vilm report --help shows examples', () => {
+test('vilm report --help shows examples', { timeout: 120_000 }, () => {
   const h = cli('report', '--help');
   assert.equal(h.status, 0);
   assert.match(h.stdout, /Examples:/);

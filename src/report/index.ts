@@ -1,153 +1,24 @@
-import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import type { RunLogRecord, StepEvent, Transport } from '../events/index.js';
 import { UserError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { barChart, escapeXml, formatNumber, lineChart, stackedAreaChart } from './svg.js';
+import { renderComparison } from './compare.js';
+import { crossings, labelRun, loadReferences, reportTables, summarizeRun, type LabelledRun, type References } from './quality.js';
+import { loadRun, stepParts, summarizeWorkers, type RunData } from './run.js';
+import { bitsPerByteChart, COLORS, pageCss, pm, runsTable, sourcesNote, timeToQualitySection, WHOLE_LEGEND } from './sections.js';
+import { barChart, escapeXml, formatNumber, lineChart, stackedAreaChart, standaloneSvg } from './svg.js';
 
 /**
- * `vilm report RUN`: one self-contained HTML file (inline CSS and SVG, no script, no CDN) from the
- * run folder's log.jsonl (RunLogRecord lines, src/events/index.ts; written by src/events/run-log.ts) and final.json.
+ * `vilm report RUN…`: self-contained HTML (inline CSS and SVG, no script, no CDN) from run folders'
+ * log.jsonl (RunLogRecord lines, src/events/index.ts; written by src/events/run-log.ts) and final.json.
+ * One run: the run's report. Several: a comparison page (./compare.ts). With a references file: the
+ * time-to-quality section, plus, beside the HTML, its tables as JSON and the bits-per-byte-vs-minutes
+ * chart as its own SVG. Output depends only on the input (same logs → same bytes).
  */
-export type StepRecord = Extract<RunLogRecord, { type: 'step' }>;
-export type ValRecord = Extract<RunLogRecord, { type: 'val' }>;
-export type TestRecord = Extract<RunLogRecord, { type: 'test' }>;
-export type WorkerRecord = Extract<RunLogRecord, { type: 'worker' }>;
-export type StartRecord = Extract<RunLogRecord, { type: 'start' }>;
-
-export interface RunData {
-  dir: string;
-  steps: StepRecord[];
-  val: ValRecord[];
-  test: TestRecord[];
-  workers: WorkerRecord[];
-  /** the last start record (a resumed run has several) */
-  start: StartRecord | null;
-  /** final.json, or null while the run is unfinished */
-  final: Record<string, unknown> | null;
-  /** a trailing partial line was skipped (the run is still writing) */
-  truncatedTail: boolean;
-}
-
-export interface WorkerSummary {
-  workerId: string;
-  transport: Transport;
-  microShards: number;
-  computeSeconds: number;
-  /** compute seconds / wall seconds of the steps it took part in */
-  utilisation: number;
-  bytesSent: number;
-  bytesReceived: number;
-}
-
-const isNum = (v: unknown): v is number => typeof v === 'number';
-
-function checkRecord(file: string, line: number, o: Record<string, unknown>): RunLogRecord {
-  const need = (fields: string[]) => {
-    for (const f of fields) if (!isNum(o[f])) throw new UserError(`${file}:${line}: ${String(o.type)} record needs a number '${f}'`);
-  };
-  switch (o.type) {
-    case 'step': {
-      need(['step', 'loss', 'tokens', 'paddedTokens', 'lr', 'gradNorm', 'workers']);
-      const t = o.timing as Record<string, unknown> | undefined;
-      for (const f of ['total', 'compute', 'waitStragglers', 'reduce', 'optimizer', 'publish']) {
-        if (!t || !isNum(t[f])) throw new UserError(`${file}:${line}: step record needs a number 'timing.${f}'`);
-      }
-      break;
-    }
-    case 'val': need(['step', 'loss']); break;
-    case 'test': need(['step', 'loss', 'ppl']); break;
-    case 'worker':
-      need(['step', 'microShards', 'computeSeconds', 'bytesSent', 'bytesReceived']);
-      if (typeof o.workerId !== 'string') throw new UserError(`${file}:${line}: worker record needs a string 'workerId'`);
-      break;
-    case 'start': break;
-    default: throw new UserError(`${file}:${line}: unknown record type ${JSON.stringify(o.type)}`);
-  }
-  return o as unknown as RunLogRecord;
-}
-
-/** Read and check RUN/log.jsonl and RUN/final.json. Bad input → UserError naming file and line. */
-export function loadRun(dir: string): RunData {
-  let st;
-  try { st = statSync(dir); } catch { throw new UserError(`${dir}: no such run folder`); }
-  if (!st.isDirectory()) throw new UserError(`${dir}: not a folder (expected a run folder with log.jsonl)`);
-  const logFile = path.join(dir, 'log.jsonl');
-  let text: string;
-  try { text = readFileSync(logFile, 'utf8'); } catch (e) {
-    throw new UserError(`${logFile}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)}); is ${dir} a run folder?`);
-  }
-  const data: RunData = { dir, steps: [], val: [], test: [], workers: [], start: null, final: null, truncatedTail: false };
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const raw = lines[i];
-    if (raw.trim() === '') continue;
-    let v: unknown;
-    try { v = JSON.parse(raw); } catch (e) {
-      // the run appends whole lines; a last line without its newline is a write in progress
-      if (i === lines.length - 1) { data.truncatedTail = true; continue; }
-      throw new UserError(`${logFile}:${i + 1}: invalid JSON: ${(e as Error).message}`);
-    }
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new UserError(`${logFile}:${i + 1}: expected a JSON object`);
-    const rec = checkRecord(logFile, i + 1, v as Record<string, unknown>);
-    switch (rec.type) {
-      case 'step': data.steps.push(rec); break;
-      case 'val': data.val.push(rec); break;
-      case 'test': data.test.push(rec); break;
-      case 'worker': data.workers.push(rec); break;
-      case 'start': data.start = rec; break;
-    }
-  }
-  if (data.steps.length === 0) throw new UserError(`${logFile}: no step records yet (nothing to report)`);
-  data.steps.sort((a, b) => a.step - b.step);
-
-  const finalFile = path.join(dir, 'final.json');
-  let finalText: string | null = null;
-  try { finalText = readFileSync(finalFile, 'utf8'); } catch { /* unfinished run: report without it */ }
-  if (finalText !== null) {
-    let f: unknown;
-    try { f = JSON.parse(finalText); } catch (e) { throw new UserError(`${finalFile}: invalid JSON: ${(e as Error).message}`); }
-    if (f === null || typeof f !== 'object' || Array.isArray(f)) throw new UserError(`${finalFile}: expected a JSON object`);
-    data.final = f as Record<string, unknown>;
-  }
-  return data;
-}
-
-/** Per-worker totals; utilisation = compute seconds / wall seconds of the steps it worked in. */
-export function summarizeWorkers(d: RunData): WorkerSummary[] {
-  const stepTime = new Map(d.steps.map((s) => [s.step, s.timing.total]));
-  const by = new Map<string, WorkerSummary & { steps: Set<number> }>();
-  for (const w of d.workers) {
-    let s = by.get(w.workerId);
-    if (!s) {
-      s = { workerId: w.workerId, transport: w.transport, microShards: 0, computeSeconds: 0, utilisation: 0, bytesSent: 0, bytesReceived: 0, steps: new Set() };
-      by.set(w.workerId, s);
-    }
-    s.microShards += w.microShards;
-    s.computeSeconds += w.computeSeconds;
-    s.bytesSent += w.bytesSent;
-    s.bytesReceived += w.bytesReceived;
-    s.steps.add(w.step);
-  }
-  return [...by.values()].map(({ steps, ...s }) => {
-    let wall = 0;
-    for (const st of steps) wall += stepTime.get(st) ?? 0;
-    return { ...s, utilisation: wall > 0 ? s.computeSeconds / wall : 0 };
-  }).sort((a, b) => a.workerId.localeCompare(b.workerId, 'en', { numeric: true }));
-}
-
-/** The parts of a step's time that add up to its total (compute's own part excludes stragglers). */
-export function stepParts(t: StepEvent['timing']): Record<string, number> {
-  const compute = Math.max(0, t.compute - t.waitStragglers);
-  const known = compute + t.waitStragglers + t.reduce + t.optimizer + t.publish;
-  return {
-    compute, 'wait for stragglers': t.waitStragglers, reduce: t.reduce, optimizer: t.optimizer, publish: t.publish,
-    other: Math.max(0, t.total - known),
-  };
-}
-
-const COLORS = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
+export * from './run.js';
+export { loadReferences, crossing, crossings, summarizeRun, reportTables, labelRun } from './quality.js';
+export type { Reference, References, Crossing, RunSummary, ReportTables, LabelledRun } from './quality.js';
+export { renderComparison } from './compare.js';
 
 function flatten(o: unknown, prefix = ''): [string, string][] {
   if (o === null || typeof o !== 'object') return [[prefix, typeof o === 'number' ? formatNumber(o) : String(o)]];
@@ -159,7 +30,17 @@ function table(rows: [string, string][], cls: string): string {
   return `<table class="${cls}">${rows.map(([k, v]) => `<tr><th>${escapeXml(k)}</th><td>${escapeXml(v)}</td></tr>`).join('')}</table>`;
 }
 
-export function renderReport(d: RunData): string {
+export interface RenderOptions {
+  /** reference levels: adds the time-to-quality section */
+  references?: References | null;
+  /** the run's name in the tables and charts (default: the folder's name) */
+  label?: string;
+}
+
+/** The report of one run: today's sections plus the runs table and, with references, time to quality. */
+export function renderReport(d: RunData, o: RenderOptions = {}): string {
+  const run = labelRun(o.label ?? defaultLabels([d.dir])[0], d);
+  const refs = o.references ?? null;
   const steps = d.steps;
   const x = steps.map((s) => s.step);
   const wall = steps.reduce((a, s) => a + s.timing.total, 0);
@@ -177,7 +58,7 @@ export function renderReport(d: RunData): string {
     ['step time (sum)', `${formatNumber(wall)} s`],
     ['mean throughput', wall > 0 ? `${formatNumber(tokens / wall)} tokens/s` : '–'],
     ['last train loss', formatNumber(last.loss)],
-    ['last validation loss', d.val.length ? formatNumber(d.val[d.val.length - 1].loss) : '–'],
+    ['last validation loss', d.val.length ? pm(d.val[d.val.length - 1].loss, d.val[d.val.length - 1].lossSe) : '–'],
     ['backend', d.start?.backend ?? '–'],
     ['workers at start', d.start ? String(d.start.workers) : '–'],
   ];
@@ -188,8 +69,14 @@ export function renderReport(d: RunData): string {
 
   const lossChart = lineChart([
     { name: 'train loss', color: COLORS[0], points: steps.map((s) => [s.step, s.loss]) },
-    { name: 'validation loss', color: COLORS[1], points: d.val.map((v) => [v.step, v.loss]), dots: true },
-  ], { title: 'Loss (nats per token)', xLabel: 'step', yLabel: 'loss' });
+    { name: 'validation loss', color: COLORS[1], points: d.val.map((v) => [v.step, v.loss]), errors: d.val.map((v) => v.lossSe), dots: true },
+  ], {
+    title: 'Loss (nats per token)', xLabel: 'step', yLabel: 'loss', markerLegend: WHOLE_LEGEND,
+    markers: d.valWhole.map((v) => ({ x: v.step, y: v.loss, color: COLORS[1], label: `whole validation split at step ${v.step}: loss ${pm(v.loss, v.lossSe)}` })),
+  });
+  const lossNote = d.val.some((v) => v.lossSe !== null) || d.valWhole.length
+    ? `<p class="note">${d.val.some((v) => v.lossSe !== null) ? 'The band around the validation loss is ±1 standard error of its estimate (the run\'s fixed validation sample).' : ''}${d.valWhole.length ? ' The hollow diamond is the last point checked against the whole validation split.' : ''}</p>`
+    : '';
 
   const tpsChart = lineChart([
     { name: 'tokens/s (non-pad targets / step time)', color: COLORS[4], points: steps.map((s) => [s.step, s.timing.total > 0 ? s.tokens / s.timing.total : NaN]) },
@@ -217,34 +104,31 @@ export function renderReport(d: RunData): string {
   const finalRows = d.final ? flatten(d.final) : [];
   const config = d.start?.config !== undefined ? toYaml(d.start.config) : null;
 
+  const tq = refs ? timeToQualitySection([run], refs, crossings([run], refs.references), bitsPerByteChart([run], refs, 'minutes')) : '';
+
   // Inline CSS only: the file must render the same offline, attached to a mail or a CI artifact.
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>vilm report: ${escapeXml(path.basename(path.resolve(d.dir)))}</title>
+<title>vilm report: ${escapeXml(run.label)}</title>
 <style>
-body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 780px; color: #222; }
-h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 28px; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; } th, td { text-align: left; padding: 3px 12px 3px 0; vertical-align: top; }
-th { font-weight: 600; color: #444; } td { font-variant-numeric: tabular-nums; }
-pre { background: #f6f6f6; padding: 10px; overflow-x: auto; font-size: 12px; }
-svg.chart { display: block; margin: 8px 0; max-width: 100%; height: auto; }
-svg .title { font-weight: 600; font-size: 13px; } svg .tick, svg .legend { font-size: 11px; fill: #444; }
-svg .label { font-size: 12px; fill: #222; } svg .grid { stroke: #eee; } svg .axis { stroke: #888; }
-.note { color: #777; }
+${pageCss(780)}
 </style>
 </head>
 <body>
 <h1>vilm training report</h1>
-<p class="note">Generated ${escapeXml(new Date().toISOString())} from <code>${escapeXml(path.join(d.dir, 'log.jsonl'))}</code>${d.truncatedTail ? ' (last line was still being written and was skipped)' : ''}.</p>
+<p class="note">From ${sourcesNote([run])}.</p>
 <h2>Summary</h2>
 ${table(summary, 'summary')}
 <h2>Final</h2>
 ${finalRows.length ? table(finalRows, 'final') : '<p class="note">No final.json: the run has not finished.</p>'}
+<h2>Validation and test</h2>
+${runsTable([summarizeRun(run)], [COLORS[1]])}
 <h2>Loss</h2>
 ${lossChart}
+${lossNote}
 <h2>Throughput</h2>
 ${tpsChart}
 <h2>Workers</h2>
@@ -252,6 +136,7 @@ ${utilChart}
 <h2>Step time</h2>
 <p class="note">compute = tasks out until the last result came in, minus the wait for stragglers (after the first worker finished); reduce, optimizer and publish run on the coordinator.</p>
 ${partsChart}
+${tq}
 <h2>Configuration</h2>
 ${config !== null ? `<pre class="config">${escapeXml(config)}</pre>` : '<p class="note">No start record in the log.</p>'}
 </body>
@@ -261,8 +146,68 @@ ${config !== null ? `<pre class="config">${escapeXml(config)}</pre>` : '<p class
 
 /** Write RUN/report.html (or `out`) atomically; returns the path written. */
 export async function writeReport(dir: string, out?: string): Promise<string> {
-  const data = loadRun(dir);
-  const target = out ?? path.join(dir, 'report.html');
-  await writeFileAtomic(target, renderReport(data));
-  return target;
+  return (await writeReports([dir], { out })).html;
+}
+
+export interface ReportOptions {
+  /** the HTML file (default: RUN/report.html for one run, ./report-compare.html for several) */
+  out?: string;
+  /** a references file (reference levels in bits per byte) */
+  references?: string;
+  /** one label per run (default: the folders' names) */
+  labels?: string[];
+}
+
+export interface ReportFiles {
+  html: string;
+  /** the tables as JSON (written for a comparison or with references) */
+  json: string | null;
+  /** the bits-per-byte-vs-minutes chart as its own SVG (written with references) */
+  svg: string | null;
+}
+
+/** Run labels: the folders' names; the paths as given where two names are the same. */
+export function defaultLabels(dirs: string[]): string[] {
+  const names = dirs.map((d) => path.basename(path.resolve(d)) || d);
+  const dup = (n: string) => names.filter((x) => x === n).length > 1;
+  const out = names.map((n, i) => (dup(n) ? path.normalize(dirs[i]) : n));
+  return out.map((n, i) => (out.indexOf(n) < i ? `${n} #${out.slice(0, i + 1).filter((x) => x === n).length}` : n));
+}
+
+/** The JSON and SVG written beside `html`: FILE.json and FILE-time-to-quality.svg (FILE = html less .html). */
+export function siblingFiles(html: string): { json: string; svg: string } {
+  const base = html.replace(/\.html?$/i, '');
+  return { json: `${base}.json`, svg: `${base}-time-to-quality.svg` };
+}
+
+/**
+ * `vilm report RUN…`: check every input first (labels, references file, run folders), then write the
+ * HTML and, for a comparison or with references, the JSON tables and the time-to-quality SVG.
+ */
+export async function writeReports(dirs: string[], o: ReportOptions = {}): Promise<ReportFiles> {
+  if (dirs.length === 0) throw new UserError('name at least one run folder');
+  let labels = defaultLabels(dirs);
+  if (o.labels !== undefined) {
+    if (o.labels.length !== dirs.length) throw new UserError(`--labels: ${o.labels.length} label(s) for ${dirs.length} run(s)`);
+    if (o.labels.some((l) => l.trim() === '')) throw new UserError('--labels: a label is empty');
+    const seen = o.labels.find((l, i) => o.labels?.indexOf(l) !== i);
+    if (seen !== undefined) throw new UserError(`--labels: '${seen}' is given twice`);
+    labels = o.labels;
+  }
+  const refs = o.references !== undefined ? loadReferences(o.references) : null;
+  const runs: LabelledRun[] = dirs.map((d, i) => labelRun(labels[i], loadRun(d)));
+  const html = o.out ?? (dirs.length === 1 ? path.join(dirs[0], 'report.html') : path.resolve('report-compare.html'));
+  const page = runs.length === 1 ? renderReport(runs[0].data, { references: refs, label: runs[0].label }) : renderComparison(runs, refs);
+  const side = siblingFiles(html);
+  const files: ReportFiles = { html, json: null, svg: null };
+  await writeFileAtomic(html, page);
+  if (runs.length > 1 || refs) {
+    await writeFileAtomic(side.json, JSON.stringify(reportTables(runs, refs), null, 2) + '\n');
+    files.json = side.json;
+  }
+  if (refs) {
+    await writeFileAtomic(side.svg, standaloneSvg(bitsPerByteChart(runs, refs, 'minutes')));
+    files.svg = side.svg;
+  }
+  return files;
 }
