@@ -78,6 +78,14 @@ test('vilm data prepare end to end with a real tokenizer: summary, manifest, tok
     }
   }
   assert.ok(found > 0, 'some documents fit one sequence and round trip whole');
+
+  // the held-out documents are also kept as text (vilm eval --in DIR/test.jsonl; compressor references)
+  assert.ok(!existsSync(path.join(out, 'train.jsonl')), 'training text is not duplicated');
+  for (const s of ['validation', 'test'] as const) {
+    const lines = readFileSync(path.join(out, `${s}.jsonl`), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; text: string });
+    assert.equal(lines.length, m.splits[s].docs, `${s}.jsonl holds the split's documents`);
+    for (const l of lines) assert.equal(docs.find((d) => d.id === l.id)?.text, l.text);
+  }
   // the one-line error path
   const bad = vilm('data', 'prepare', '--in', input, '--tokenizer', tokFile, '--out', path.join(root, 'bad'), '--buckets', '128,32');
   assert.notEqual(bad.status, 0);

@@ -28,7 +28,7 @@ function fileSize(f: string): number {
 
 export const prepareCommand = defineCommand({
   command: 'prepare',
-  describe: 'split cleaned JSONL 8/1/1 by document, cut into <bos>… sequences, pad to length buckets, write Uint16 token files + manifest.json',
+  describe: 'split cleaned JSONL 8/1/1 by document, cut into <bos>… sequences, pad to length buckets, write Uint16 token files + manifest.json (+ the held-out documents as validation/test.jsonl)',
   builder: (y) => y
     .option('in', { type: 'string', array: true, demandOption: true, describe: 'cleaned JSONL file(s) (output of vilm data clean)' })
     .option('tokenizer', { type: 'string', demandOption: true, describe: 'tokenizer.json (vilm tokenizer train)' })

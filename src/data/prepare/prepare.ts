@@ -113,6 +113,9 @@ export async function prepareDataset(opt: PrepareOptions): Promise<PrepareResult
         if (seqs.length === 0) { skipped++; continue; }
         const split = splitOf(doc.id, opt.seed);
         opt.onDocument?.(units, split);
+        // held-out documents are kept as text too: `vilm eval --in DIR/test.jsonl` scores the
+        // same documents the model never trained on, and compressors get the same bytes
+        if (split !== 'train') writer.writeText(split, JSON.stringify({ id: doc.id, title: doc.title, text: doc.text }));
         const st = stats[split];
         st.docs++;
         for (const seq of seqs) {
@@ -138,6 +141,7 @@ export async function prepareDataset(opt: PrepareOptions): Promise<PrepareResult
       bucketHistogram: hist,
       files: Object.fromEntries(SPLITS.map((s) => [s, DatasetWriter.fileName(s)])) as Record<SplitName, string>,
     };
+    writer.ensureText(['validation', 'test']);
     writer.commit(SPLITS, {
       ...(opt.tokenizerJson !== undefined ? { 'tokenizer.json': opt.tokenizerJson } : {}),
       'manifest.json': JSON.stringify(manifest, null, 2) + '\n',

@@ -66,6 +66,26 @@ export class DatasetWriter {
 
   static fileName(split: SplitName): string { return `${split}.bin`; }
 
+  /** The held-out documents of a split as JSONL (`vilm eval --in`, compressor references). */
+  static textFileName(split: SplitName): string { return `${split}.jsonl`; }
+
+  private readonly textFds = new Map<SplitName, number>();
+  /** Append one document line to DIR/<split>.jsonl (streamed: memory stays bounded). */
+  writeText(split: SplitName, line: string): void {
+    let fd = this.textFds.get(split);
+    if (fd === undefined) {
+      fd = openSync(path.join(this.tmpDir, DatasetWriter.textFileName(split)), 'w');
+      this.textFds.set(split, fd);
+    }
+    writeSync(fd, line + '\n');
+  }
+  /** Make sure DIR/<split>.jsonl exists (empty when the split got no document). */
+  ensureText(splits: readonly SplitName[]): void {
+    for (const s of splits) {
+      if (!this.textFds.has(s)) this.textFds.set(s, openSync(path.join(this.tmpDir, DatasetWriter.textFileName(s)), 'w'));
+    }
+  }
+
   write(split: SplitName, bucket: number, seq: readonly number[]): void {
     const key = `${split}-${bucket}`;
     let p = this.parts.get(key);
@@ -76,6 +96,8 @@ export class DatasetWriter {
   /** Concatenate the parts into `<split>.bin` (buckets ascending), write the extra files, rename into place. */
   commit(splits: readonly SplitName[], extraFiles: Record<string, string>): void {
     for (const p of this.parts.values()) p.close();
+    for (const fd of this.textFds.values()) { fsyncSync(fd); closeSync(fd); }
+    this.textFds.clear();
     const copyBuf = Buffer.allocUnsafe(4 << 20);
     for (const split of splits) {
       const fd = openSync(path.join(this.tmpDir, DatasetWriter.fileName(split)), 'w');
@@ -113,6 +135,7 @@ export class DatasetWriter {
 
   abort(): void {
     for (const p of this.parts.values()) { try { p.close(); } catch { /* already closed */ } }
+    for (const fd of this.textFds.values()) { try { closeSync(fd); } catch { /* already closed */ } }
     rmSync(this.tmpDir, { recursive: true, force: true });
   }
 }
