@@ -11,7 +11,7 @@ import { Rng } from '../src/util/rng.ts';
 import { UserError } from '../src/util/errors.ts';
 import {
   saveCheckpoint, loadCheckpoint, weightsSha256, encodeCheckpoint, decodeCheckpoint,
-  CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE, type Checkpoint,
+  CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE, loadRunCheckpoint, type Checkpoint,
 } from '../src/train/checkpoint.ts';
 
 const cfg = loadConfig('configs/test.yaml');
@@ -141,8 +141,11 @@ test('truncated and corrupt files give named one-line errors', async () => {
 test('tensor sizes are checked against the layout of the checkpoint\'s own config', () => {
   const good = encodeCheckpoint(makeCheckpoint(1));
   const n = Number(good.readBigUInt64LE(8));
-  const header = JSON.parse(good.toString('utf8', 16, 16 + n)) as { config: { model: { vocab_size: number } } };
+  const header = JSON.parse(good.toString('utf8', 16, 16 + n)) as { config: { model: { vocab_size: number } }; headerSha256?: string };
   header.config.model.vocab_size = 256; // same data, but the config now implies a smaller layout
+  // a consistent forgery (the header checksum recomputed), so the size check itself is what refuses it
+  delete header.headerSha256;
+  header.headerSha256 = createHash('sha256').update(JSON.stringify(header)).digest('hex');
   const json = Buffer.from(JSON.stringify(header));
   const pad = ((16 + json.length + 7) & ~7) - 16 - json.length;
   const pre = Buffer.alloc(16); pre.write('VILMCKP1', 0, 'latin1'); pre.writeBigUInt64LE(BigInt(json.length + pad), 8);
@@ -167,4 +170,54 @@ test('saves started back to back (not awaited) all land, in order, and the calle
   assert.equal(weightsSha256(prev.weights), sha1);
   assert.deepEqual(readdirSync(dir).sort(), [CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE].sort());
   rmSync(dir, { recursive: true });
+});
+
+/** Rewrite the JSON header of an encoded checkpoint (keeps the 16-byte prefix and the data section). */
+function withHeader(buf: Buffer, edit: (h: Record<string, unknown>) => void): Buffer {
+  const n = Number(buf.readBigUInt64LE(8));
+  const h = JSON.parse(buf.toString('utf8', 16, 16 + n)) as Record<string, unknown>;
+  edit(h);
+  let json = Buffer.from(JSON.stringify(h), 'utf8');
+  const padded = ((16 + json.length + 7) & ~7) - 16;
+  if (padded > json.length) json = Buffer.concat([json, Buffer.alloc(padded - json.length, 0x20)]);
+  const pre = Buffer.from(buf.subarray(0, 16));
+  pre.writeBigUInt64LE(BigInt(json.length), 8);
+  return Buffer.concat([pre, json, buf.subarray(16 + n)]);
+}
+
+test('the checksum covers the header too: an edited step or optimizer state is refused; version 1 files still load', () => {
+  const ck = makeCheckpoint(4);
+  const good = encodeCheckpoint(ck);
+  assert.equal(decodeCheckpoint(good, 'x.vilm').step, 4);
+  for (const edit of [
+    (h: Record<string, unknown>) => { h.step = 40; },
+    (h: Record<string, unknown>) => { (h.optimizer as { step: number }).step = 1; },
+    (h: Record<string, unknown>) => { ((h.config as { train: { lr: number } }).train).lr = 1; },
+  ]) {
+    assert.throws(() => decodeCheckpoint(withHeader(good, edit), 'x.vilm'), (e: unknown) => e instanceof UserError && /x\.vilm: corrupt checkpoint \(header checksum mismatch\)/.test(e.message));
+  }
+  // a version-1 file (no headerSha256) written before this change
+  const v1 = withHeader(good, (h) => { delete h.headerSha256; h.version = 1; });
+  const back = decodeCheckpoint(v1, 'old.vilm');
+  assert.equal(weightsSha256(back.weights), weightsSha256(ck.weights));
+});
+
+test('a corrupt latest checkpoint falls back to checkpoint.prev.vilm with a warning', async () => {
+  const dir = tmp();
+  try {
+    await saveCheckpoint(dir, makeCheckpoint(2));
+    await saveCheckpoint(dir, makeCheckpoint(3));
+    const warnings: string[] = [];
+    assert.equal(loadRunCheckpoint(dir, (m) => warnings.push(m)).step, 3);
+    assert.equal(warnings.length, 0);
+    const latest = path.join(dir, CHECKPOINT_FILE);
+    writeFileSync(latest, withHeader(readFileSync(latest), (h) => { h.step = 9; }));
+    const ck = loadRunCheckpoint(dir, (m) => warnings.push(m));
+    assert.equal(ck.step, 2);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0], /header checksum mismatch\); falling back to the previous checkpoint .*checkpoint\.prev\.vilm \(step 2\)/);
+    // both bad: the latest's error
+    truncateSync(path.join(dir, PREVIOUS_CHECKPOINT_FILE), 10);
+    assert.throws(() => loadRunCheckpoint(dir, () => undefined), /header checksum mismatch/);
+  } finally { rmSync(dir, { recursive: true, force: true }); }
 });

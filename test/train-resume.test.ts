@@ -66,16 +66,29 @@ test('10 steps straight = 5 steps, then --resume for the other 5 (same weightsSh
   assert.ok(recs.filter((r) => r.type === 'val').length >= 3);
 });
 
-test('--resume without a checkpoint, and a fresh run into an existing run, fail with one line', () => {
+test('one command starts and restarts a run: a finished run is not redone, a different config is refused in one line, --fresh starts over', { timeout: 240_000 }, () => {
   const r = train('nothing-here', ['--resume']);
   assert.equal(r.status, 1);
   assert.match(r.stderr.trim(), /^vilm: .*checkpoint\.vilm: no checkpoint to resume from$/);
+  // the same command again after the run finished: exit 0, the same final.json, no training
   const again = train('straight', []);
-  assert.equal(again.status, 1);
-  assert.match(again.stderr.trim().split('\n').pop()!, /^vilm: .*already holds a run/);
+  assert.equal(again.status, 0, again.stderr);
+  assert.equal((JSON.parse(again.stdout) as Final).weightsSha256, straight);
+  assert.match(again.stderr, /already finished/);
+  assert.doesNotMatch(again.stderr, /step step=/);
+  // another learning rate into the same OUT: refused, naming the field
+  const other = train('straight', ['--set', 'train.lr=0.5']);
+  assert.equal(other.status, 1);
+  assert.match(other.stderr.trim().split('\n').pop()!, /^vilm: .*checkpoint\.vilm: train\.lr is 0\.01 in the checkpoint, the run asks for 0\.5 \(pass --fresh/);
+  // --fresh: starts over (and ends where a fresh run ends)
+  const fresh = train('straight', ['--fresh']);
+  assert.equal(fresh.status, 0, fresh.stderr);
+  assert.match(fresh.stderr, /--fresh: .* held a run; starting over/);
+  assert.equal((JSON.parse(fresh.stdout) as Final).weightsSha256, straight);
+  assert.equal(train('straight', ['--fresh', '--resume']).status, 2, 'contradictory flags');
 });
 
-test('SIGTERM: the step in progress finishes, a checkpoint is written, exit 0; --resume completes the same run', async () => {
+test('SIGTERM: the step in progress finishes, a checkpoint is written, exit 75; the same command again completes the same run', { timeout: 240_000 }, async () => {
   const out = path.join(root, 'sigterm');
   const p = spawn(process.execPath, [
     '--import', 'tsx', 'src/cli/main.ts', 'train', '--config', 'configs/test.yaml', '--data', data, '--out', out,
@@ -88,12 +101,13 @@ test('SIGTERM: the step in progress finishes, a checkpoint is written, exit 0; -
     if (!sent && /step step=2 /.test(err)) { sent = true; p.kill('SIGTERM'); }
   });
   const code = await new Promise<number | null>((res) => p.on('exit', (c) => res(c)));
-  assert.equal(code, 0, err);
+  assert.equal(code, 75, err);
   assert.match(err, /SIGTERM: stopping after the current step/);
   const step = loadCheckpoint(out).step;
   assert.ok(step >= 2 && step < 10, `checkpoint at step ${step}`);
   assert.equal(existsSync(path.join(out, 'final.json')), false);
-  const r = train('sigterm', ['--resume']);
+  const r = train('sigterm', []);
   assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /resuming the run in OUT/);
   assert.equal((JSON.parse(r.stdout) as Final).weightsSha256, straight);
 });

@@ -12,6 +12,15 @@ import { log } from '../util/log.js';
 import { checkPort, resolveRunConfig, type CommonRunArgs } from './run-options.js';
 import { installStopHandlers } from './signals.js';
 
+/**
+ * Exit codes of `vilm train` / `vilm coordinator` (README, "Exit codes"): 0 the run finished (or
+ * reached --stop-at); 75 (EX_TEMPFAIL) interrupted by a signal after a checkpoint — run the same
+ * command again to continue; 69 (EX_UNAVAILABLE) gave up waiting for workers (--wait-workers), a
+ * checkpoint written; 1 bad input; 2 bad usage; 70 internal error; 130 a second signal.
+ */
+export const EXIT_INTERRUPTED = 75;
+export const EXIT_NO_WORKERS = 69;
+
 /** The loop options a command chooses itself; the rest comes from the shared flags. */
 export type FleetOptions = Pick<TrainLoopOptions, 'inProcess' | 'threads'> & Partial<Pick<TrainLoopOptions, 'minWorkers' | 'remote' | 'taskDeadlineMs' | 'noWorkerTimeoutMs'>>;
 
@@ -44,11 +53,14 @@ export async function runLoopCommand(a: CommonRunArgs, fleet: FleetOptions): Pro
   const metrics = await runMetrics(a);
   try {
     const r = await runTrainingLoop({
-      config, dataDir: a.data, outDir: a.out, resume: a.resume, steps: a.steps, stopAt: a['stop-at'],
+      config, dataDir: a.data, outDir: a.out, resume: a.resume, fresh: a.fresh, steps: a.steps, stopAt: a['stop-at'],
       backend: a.backend, tokenizerFile: a.tokenizer, testSequences: a['test-sequences'], initWeights,
       stopSignal: stop, observers: metrics.observers, hooks: { started: metrics.ready },
       ...fleet,
     });
     if (r.final) process.stdout.write(JSON.stringify(r.final) + '\n');
+    // a run that stopped early (checkpoint written) must not look finished to a scheduler
+    if (r.stopped === 'signal') process.exitCode = EXIT_INTERRUPTED;
+    else if (r.stopped === 'no-workers') process.exitCode = EXIT_NO_WORKERS;
   } finally { off(); await metrics.close(); }
 }

@@ -23,6 +23,7 @@ export interface CommonRunArgs {
   'stop-at'?: number;
   optimizer?: string;
   resume: boolean;
+  fresh: boolean;
   backend: BackendName;
   set: string[];
   tokenizer?: string;
@@ -40,7 +41,8 @@ export function commonRunOptions<T>(y: Argv<T>) {
     .option('steps', { type: 'number', describe: 'total optimizer steps (overrides train.steps; also sets the LR schedule length)' })
     .option('stop-at', { type: 'number', describe: 'stop after this many steps with a checkpoint (resume later with --resume)' })
     .option('optimizer', { type: 'string', choices: OPTIMIZER_NAMES, describe: 'overrides train.optimizer' })
-    .option('resume', { type: 'boolean', default: false, describe: 'continue exactly from OUT/checkpoint.vilm' })
+    .option('resume', { type: 'boolean', default: false, describe: 'continue exactly from OUT/checkpoint.vilm, which must exist (its config wins). Without it a run in OUT continues when it matches --config/--set/--data, else the command stops' })
+    .option('fresh', { type: 'boolean', default: false, describe: 'start over even when OUT holds a run (removes its checkpoints and final.json)' })
     .option('backend', { ...backendOption, describe: 'tfjs backend of the workers' })
     .option('set', { type: 'string', array: true, default: [] as string[], describe: 'config override section.field=value (repeatable)' })
     .option('tokenizer', { type: 'string', describe: 'tokenizer.json for bits per byte (default: DATA/tokenizer.json)' })

@@ -21,9 +21,13 @@
  *   bytes 16..    N bytes of UTF-8 JSON header, padded with spaces so the data starts 8-aligned
  *   then          the data section: raw little-endian buffers, each starting 8-byte aligned
  *
- *   header = { format: "vilm-checkpoint", version: 1, step, config, sampler, rng, meta,
+ *   header = { format: "vilm-checkpoint", version: 2, step, config, sampler, rng, meta,
  *              optimizer: { name, step }, dataBytes, dataSha256,
- *              tensors: { <name>: { dtype: "F32"|"U8", shape: [n], data_offsets: [begin, end] } } }
+ *              tensors: { <name>: { dtype: "F32"|"U8", shape: [n], data_offsets: [begin, end] } },
+ *              headerSha256 }
+ *   headerSha256 = sha256 of the header's JSON without that field: with dataSha256 inside it, it
+ *   covers the whole file, so an edited step, learning-rate state or config is refused like a
+ *   flipped weight bit. (Version 1 files, without it, are still read.)
  *   tensors: "weights" [total], "optimizer.<buffer>" [total] (e.g. optimizer.m, optimizer.v),
  *            "tokenizer.json" [bytes] (U8, the tokenizer.json text exactly as trained)
  *   data_offsets are relative to the start of the data section (as in safetensors).
@@ -47,7 +51,9 @@ import type { RngState } from '../util/rng.js';
 export const CHECKPOINT_FILE = 'checkpoint.vilm';
 export const PREVIOUS_CHECKPOINT_FILE = 'checkpoint.prev.vilm';
 const MAGIC = 'VILMCKP1';
-const VERSION = 1;
+const VERSION = 2;
+/** versions this code reads: 1 had no headerSha256 */
+const READABLE_VERSIONS: readonly number[] = [1, 2];
 
 /** JSON values allowed in `meta`. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [k: string]: JsonValue };
@@ -93,6 +99,8 @@ interface Header {
   dataBytes: number;
   dataSha256: string;
   tensors: Record<string, TensorEntry>;
+  /** version ≥ 2 (see the file comment) */
+  headerSha256?: string;
 }
 
 function assertLittleEndian(): void {
@@ -100,6 +108,13 @@ function assertLittleEndian(): void {
 }
 
 const align8 = (n: number): number => (n + 7) & ~7;
+
+/** sha256 of the header's JSON without its headerSha256 field (JSON.parse/stringify keep key order). */
+function headerDigest(h: Header): string {
+  const { headerSha256: _omit, ...rest } = h;
+  void _omit;
+  return createHash('sha256').update(JSON.stringify(rest)).digest('hex');
+}
 
 /** Serialise a checkpoint to the bytes of one `.vilm` file. */
 export function encodeCheckpoint(ck: Checkpoint): Buffer {
@@ -132,6 +147,7 @@ export function encodeCheckpoint(ck: Checkpoint): Buffer {
     optimizer: { name: ck.optimizer.name, step: ck.optimizer.step },
     dataBytes, dataSha256: createHash('sha256').update(data).digest('hex'), tensors,
   };
+  header.headerSha256 = headerDigest(header);
   let json = Buffer.from(JSON.stringify(header), 'utf8');
   const padded = align8(16 + json.length) - 16;
   if (padded > json.length) json = Buffer.concat([json, Buffer.alloc(padded - json.length, 0x20)]);
@@ -153,7 +169,10 @@ export function decodeCheckpoint(buf: Buffer, where: string): Checkpoint {
     throw new UserError(`${where}: corrupt checkpoint header (${(e as Error).message})`);
   }
   if (h === null || typeof h !== 'object' || h.format !== 'vilm-checkpoint') throw new UserError(`${where}: corrupt checkpoint header (format is not vilm-checkpoint)`);
-  if (h.version !== VERSION) throw new UserError(`${where}: checkpoint version ${String(h.version)} is not supported (this vilm reads version ${VERSION})`);
+  if (!READABLE_VERSIONS.includes(h.version)) throw new UserError(`${where}: checkpoint version ${String(h.version)} is not supported (this vilm reads versions ${READABLE_VERSIONS.join(', ')})`);
+  if (h.version >= 2 && (typeof h.headerSha256 !== 'string' || headerDigest(h) !== h.headerSha256)) {
+    throw new UserError(`${where}: corrupt checkpoint (header checksum mismatch)`);
+  }
   const dataStart = 16 + n;
   const have = buf.length - dataStart;
   if (typeof h.dataBytes !== 'number' || have < h.dataBytes) {
@@ -294,4 +313,23 @@ async function fsyncDir(dir: string): Promise<void> {
     const fh = await fsp.open(dir, 'r');
     try { await fh.sync(); } finally { await fh.close(); }
   } catch { /* not supported here (e.g. Windows) */ }
+}
+
+/**
+ * The run's latest checkpoint, or — when RUN/checkpoint.vilm is unreadable or corrupt (a disk
+ * fault, a bad copy) — the previous one, RUN/checkpoint.prev.vilm, with a warning. Throws the
+ * latest's error when there is no usable previous one.
+ */
+export function loadRunCheckpoint(runDir: string, warn: (message: string) => void): Checkpoint {
+  const latest = path.join(runDir, CHECKPOINT_FILE);
+  try {
+    return loadCheckpoint(latest);
+  } catch (e) {
+    const prev = path.join(runDir, PREVIOUS_CHECKPOINT_FILE);
+    if (!(e instanceof UserError) || !existsSync(prev)) throw e;
+    let ck: Checkpoint;
+    try { ck = loadCheckpoint(prev); } catch { throw e; }
+    warn(`${e.message}; falling back to the previous checkpoint ${prev} (step ${ck.step})`);
+    return ck;
+  }
 }

@@ -8,7 +8,8 @@
  * Files in RUN/: checkpoint.vilm (+ checkpoint.prev.vilm), log.jsonl (RunLogRecord lines),
  * final.json `{step, weightsSha256, trainLoss, valLoss, testLoss, testPpl, testBitsPerByte}`.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { BackendName } from '../backend/types.js';
 import type { RunConfig } from '../config/index.js';
@@ -25,7 +26,8 @@ import { clipGlobalNorm, createOptimizer, decayMaskFor, learningRate } from '../
 import { UserError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { CHECKPOINT_FILE, loadCheckpoint, saveCheckpoint, weightsSha256, type Checkpoint } from './checkpoint.js';
+import { CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE, loadRunCheckpoint, saveCheckpoint, weightsSha256, type Checkpoint } from './checkpoint.js';
+import { checkResumeMatches } from './run-match.js';
 import { tokenizerFromJson } from '../tokenizer/index.js';
 import { scoreSequences, scoreSequencesParallel, splitTokensPerByte } from './validation.js';
 
@@ -55,8 +57,14 @@ export interface TrainLoopOptions {
   config: RunConfig;
   dataDir: string;
   outDir: string;
-  /** continue from RUN/checkpoint.vilm (its config wins, except `train.steps` when `steps` is given) */
+  /**
+   * true: continue from RUN/checkpoint.vilm, which must exist (its config wins, except `train.steps`
+   * when `steps` is given). false: continue from it when it exists and matches `config` and the data
+   * (src/train/run-match.ts), else start fresh.
+   */
   resume: boolean;
+  /** start over even when OUT holds a run (its checkpoints and final.json are removed) */
+  fresh?: boolean;
   /** override of train.steps (the schedule length) */
   steps?: number;
   /** stop after this many completed steps (checkpoint written, no final.json): interrupt a run on purpose */
@@ -103,29 +111,63 @@ export interface StopSignal {
   notify?: () => void;
 }
 
+/**
+ * Why a run ended before its last step (each with a checkpoint written): 'signal' (SIGTERM/SIGINT;
+ * restart the same command to continue), 'no-workers' (gave up after --wait-workers), 'stop-at'
+ * (the --stop-at the user asked for).
+ */
+export type StopReason = 'signal' | 'no-workers' | 'stop-at';
+
 export interface TrainLoopResult {
+  /** null unless the run stopped early */
+  stopped: StopReason | null;
   final: FinalReport | null;
   step: number;
   weightsSha256: string;
 }
 
 export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
-  // --- state: fresh or from the checkpoint
+  // --- state: fresh or from the checkpoint (src/train/run-match.ts: one command starts and restarts a run)
   let ck: Checkpoint | undefined;
   mkdirSync(o.outDir, { recursive: true });
-  if (!o.resume) {
-    if (existsSync(path.join(o.outDir, CHECKPOINT_FILE))) throw new UserError(`${o.outDir}: already holds a run (checkpoint.vilm); pass --resume to continue it or choose another --out`);
-  } else {
-    if (!existsSync(path.join(o.outDir, CHECKPOINT_FILE))) throw new UserError(`${path.join(o.outDir, CHECKPOINT_FILE)}: no checkpoint to resume from`);
-    ck = loadCheckpoint(o.outDir);
+  const ckFile = path.join(o.outDir, CHECKPOINT_FILE);
+  const ds = loadDataset(o.dataDir);
+  const identity = { dataManifestSha256: createHash('sha256').update(JSON.stringify(ds.manifest)).digest('hex') };
+  if (o.resume && o.fresh) throw new UserError('--resume and --fresh contradict each other', 2);
+  if (o.resume && !existsSync(ckFile)) throw new UserError(`${ckFile}: no checkpoint to resume from`);
+  if (existsSync(ckFile) && o.fresh) {
+    for (const f of [CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE, 'final.json']) rmSync(path.join(o.outDir, f), { force: true });
+    log.warn(`--fresh: ${o.outDir} held a run; starting over`);
+  } else if (existsSync(ckFile)) {
+    ck = loadRunCheckpoint(o.outDir, (m) => log.warn(m));
+    // explicit --resume: the checkpoint's config is the run's (as always); otherwise the command's
+    // config must be the checkpoint's, field for field (reporting cadence and a longer schedule aside)
+    if (!o.resume) {
+      const want: RunConfig = { model: o.config.model, train: { ...o.config.train, ...(o.steps !== undefined ? { steps: o.steps } : {}) } };
+      checkResumeMatches(ckFile, ck, want, identity);
+      log.info('resuming the run in OUT', { out: o.outDir, step: ck.step });
+    }
   }
-  const config: RunConfig = ck ? { model: ck.config.model, train: { ...ck.config.train } } : { model: o.config.model, train: { ...o.config.train } };
+  const config: RunConfig = ck
+    ? { model: ck.config.model, train: o.resume ? { ...ck.config.train } : { ...o.config.train } }
+    : { model: o.config.model, train: { ...o.config.train } };
   if (o.steps !== undefined) config.train.steps = o.steps;
+  if (ck && config.train.steps !== ck.config.train.steps) {
+    log.warn(`train.steps ${ck.config.train.steps} → ${config.train.steps}: the learning-rate schedule is stretched from step ${ck.step} on`);
+  }
   const train = config.train;
+  // the same command again after the run finished: nothing to do (a restarted Job, a re-run script)
+  const finalFile = path.join(o.outDir, 'final.json');
+  if (ck && !o.resume && ck.step >= train.steps && existsSync(finalFile)) {
+    const done = JSON.parse(readFileSync(finalFile, 'utf8')) as FinalReport;
+    if (done.step === ck.step) {
+      log.info('the run in OUT is already finished', { out: o.outDir, step: ck.step });
+      return { final: done, step: ck.step, weightsSha256: done.weightsSha256, stopped: null };
+    }
+  }
   const layout = buildLayout(config.model);
   const V = config.model.vocab_size, d = config.model.d_model;
 
-  const ds = loadDataset(o.dataDir);
   const tokFile = o.tokenizerFile ?? path.join(o.dataDir, 'tokenizer.json');
   const tokenizerJson = ck?.tokenizerJson ?? (existsSync(tokFile) ? readFileSync(tokFile, 'utf8') : '');
   const trainSplit = ds.split('train');
@@ -169,7 +211,7 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
     const t0 = performance.now();
     const res = await saveCheckpoint(o.outDir, {
       config, step, weights, optimizer: optimizer.getState(), sampler: cursor, rng: null,
-      tokenizerJson, meta: { trainLoss: lastTrainLoss, valLoss: lastValLoss, backend: backendName, trainSeconds },
+      tokenizerJson, meta: { trainLoss: lastTrainLoss, valLoss: lastValLoss, backend: backendName, trainSeconds, dataManifestSha256: identity.dataManifestSha256 },
     });
     lastCheckpointStep = step;
     broadcast(observers, 'onCheckpoint', { step, seconds: (performance.now() - t0) / 1000, bytes: res.bytes });
@@ -216,6 +258,7 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
     log.info('training', { from: startStep, to: train.steps, workers: fleet.workerCount, shards: train.micro_shards });
 
     const stopAt = Math.min(train.steps, o.stopAt ?? Infinity);
+    let gaveUp = false;
     while (step < stopAt && !o.stopSignal?.requested) {
       const tStep = performance.now();
       cursor = sampler.cursor();
@@ -232,6 +275,7 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
         if (e instanceof NoWorkersError) {
           // abandon this step: the sampler goes back to where the checkpoint says
           log.warn(`step ${step + 1} abandoned: ${e.message}`);
+          gaveUp = true;
           break;
         }
         throw e;
@@ -274,8 +318,9 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
     await saving;
     if (lastCheckpointStep !== step) await checkpoint();
     if (step < train.steps) {
-      log.info('stopped before the last step', { step, steps: train.steps });
-      return { final: null, step, weightsSha256: weightsSha256(weights) };
+      const stopped: StopReason = gaveUp ? 'no-workers' : step >= stopAt ? 'stop-at' : 'signal';
+      log.info('stopped before the last step', { step, steps: train.steps, reason: stopped });
+      return { final: null, step, weightsSha256: weightsSha256(weights), stopped };
     }
 
     // --- the end: validation (if not just done) and the test split
@@ -297,7 +342,7 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
     broadcast(observers, 'onTest', { step, loss: testLoss, ppl: final.testPpl, bitsPerByte: testBitsPerByte });
     await writeFileAtomic(path.join(o.outDir, 'final.json'), JSON.stringify(final, null, 2) + '\n');
     log.info('done', { step, test_loss: testLoss, test_ppl: final.testPpl, bits_per_byte: testBitsPerByte, weights_sha256: final.weightsSha256.slice(0, 16) });
-    return { final, step, weightsSha256: final.weightsSha256 };
+    return { final, step, weightsSha256: final.weightsSha256, stopped: null };
   } finally {
     await fleet.close(o.stopSignal?.requested ? 'coordinator interrupted' : 'training finished');
   }
