@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { UserError } from '../util/errors.js';
 import { log } from '../util/log.js';
-import { OPTIMIZER_NAMES } from '../optim/registry.js';
+import { z } from 'zod';
+import { OPTIMIZER_NAMES, type OptimizerName } from '../optim/registry.js';
 import type { OptimizerConfig, ScheduleConfig } from '../optim/types.js';
 
 export type { OptimizerName } from '../optim/registry.js';
@@ -70,63 +71,120 @@ export const DEFAULT_TRAIN: TrainConfig = {
   eval_every: 50, eval_sequences: 256, checkpoint_every: 50, log_every: 10, seed: 42,
 };
 
-type Spec = Record<string, 'int' | 'pos' | 'num' | 'bool' | readonly string[]>;
+/**
+ * The schema of a config file (zod): types, ranges, no unknown fields. `configs/schema.json` is its
+ * JSON Schema (`npm run schema` writes it; a test keeps it in step), so editors complete and check
+ * the YAML files. Every field is optional in a file; missing ones take the defaults above.
+ */
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.number().int().min(min).max(max);
+const fraction = () => z.number().min(0).lt(1); // [0, 1): decay rates, β
+const d = <K extends keyof ModelConfig>(k: K) => DEFAULT_MODEL[k];
+const t = <K extends keyof TrainConfig>(k: K) => DEFAULT_TRAIN[k];
 
-const MODEL_SPEC: Spec = {
-  vocab_size: 'int', d_model: 'int', n_heads: 'int', n_layers: 'int', ff_dim: 'int', max_len: 'int',
-  rope_theta: 'pos', rope_style: ['rotate_half', 'interleaved'], norm: ['layernorm', 'rmsnorm'],
-  norm_eps: 'pos', activation: ['gelu_tanh', 'gelu', 'relu'], bias: 'bool', tie_embeddings: 'bool',
-};
-const TRAIN_SPEC: Spec = {
-  optimizer: OPTIMIZER_NAMES, lr: 'pos', min_lr: 'num', warmup_steps: 'num',
-  steps: 'num', beta1: 'num', beta2: 'num', eps: 'pos', momentum: 'num', rms_decay: 'num',
-  weight_decay: 'num', clip_norm: 'num', batch_tokens: 'int', micro_shards: 'int',
-  max_micro_batch_tokens: 'int', eval_every: 'num', eval_sequences: 'num', checkpoint_every: 'num',
-  log_every: 'int', seed: 'num',
-};
+export const MODEL_SCHEMA = z.strictObject({
+  vocab_size: int(4, 65536).default(d('vocab_size')).describe('tokens in the vocabulary (ids are stored as 16-bit)'),
+  d_model: int(2).default(d('d_model')).describe('width of the residual stream'),
+  n_heads: int(1).default(d('n_heads')).describe('attention heads; d_model / n_heads must be even (RoPE)'),
+  n_layers: int(1).default(d('n_layers')).describe('decoder blocks'),
+  ff_dim: int(1).default(d('ff_dim')).describe('hidden width of the feed-forward layer'),
+  max_len: int(3).default(d('max_len')).describe('longest sequence, in tokens'),
+  rope_theta: z.number().positive().default(d('rope_theta')).describe('RoPE base'),
+  rope_style: z.enum(['rotate_half', 'interleaved']).default(d('rope_style')),
+  norm: z.enum(['layernorm', 'rmsnorm']).default(d('norm')),
+  norm_eps: z.number().positive().default(d('norm_eps')),
+  activation: z.enum(['gelu_tanh', 'gelu', 'relu']).default(d('activation')),
+  bias: z.boolean().default(d('bias')).describe('biases on the linear layers'),
+  tie_embeddings: z.boolean().default(d('tie_embeddings')).describe('output head = embeddingᵀ'),
+});
+
+export const TRAIN_SCHEMA = z.strictObject({
+  optimizer: z.enum(OPTIMIZER_NAMES as [OptimizerName, ...OptimizerName[]]).default(t('optimizer')),
+  lr: z.number().positive().default(t('lr')).describe('peak learning rate'),
+  min_lr: z.number().min(0).default(t('min_lr')).describe('learning rate at the end of the cosine decay'),
+  warmup_steps: int(0).default(t('warmup_steps')),
+  steps: int(0).default(t('steps')).describe('optimizer steps (the schedule length)'),
+  beta1: fraction().default(t('beta1')),
+  beta2: fraction().default(t('beta2')),
+  eps: z.number().positive().default(t('eps')),
+  momentum: fraction().default(t('momentum')),
+  rms_decay: fraction().default(t('rms_decay')),
+  weight_decay: z.number().min(0).default(t('weight_decay')).describe('decoupled, on matrices only'),
+  clip_norm: z.number().min(0).default(t('clip_norm')).describe('global gradient-norm clip (0 = off)'),
+  batch_tokens: int(1).default(t('batch_tokens')).describe('padded token positions per batch'),
+  micro_shards: int(1).default(t('micro_shards')).describe('micro-shards per batch: the unit of distributed work'),
+  max_micro_batch_tokens: int(1).default(t('max_micro_batch_tokens')),
+  eval_every: int(0).default(t('eval_every')).describe('steps between validations (0 = only at the end)'),
+  eval_sequences: int(0).default(t('eval_sequences')).describe('validation sample size (0 = the whole split)'),
+  checkpoint_every: int(0).default(t('checkpoint_every')),
+  log_every: int(1).default(t('log_every')),
+  seed: int(0, 2 ** 32 - 1).default(t('seed')),
+});
+
+export const CONFIG_SCHEMA = z.strictObject({
+  model: MODEL_SCHEMA.default(() => MODEL_SCHEMA.parse({})),
+  train: TRAIN_SCHEMA.default(() => TRAIN_SCHEMA.parse({})),
+});
+
+/** configs/schema.json: the JSON Schema of a config file. */
+export function configJsonSchema(): Record<string, unknown> {
+  return {
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    title: 'vilm run config (model + train)',
+    ...z.toJSONSchema(CONFIG_SCHEMA, { io: 'input', unrepresentable: 'any' }),
+  };
+}
+
+/** A zod issue as the one-line message the CLI prints: `<where>: field 'train.beta1' must be < 1, got 7`. */
+function issueMessage(where: string, issue: z.core.$ZodIssue, raw: unknown): string {
+  const field = issue.path.map(String).join('.');
+  const got = issue.path.reduce<unknown>((o, k) => (o !== null && typeof o === 'object' ? (o as Record<PropertyKey, unknown>)[k as PropertyKey] : undefined), raw);
+  const shown = JSON.stringify(got) ?? String(got);
+  switch (issue.code) {
+    case 'unrecognized_keys': {
+      const section = field === '' ? '' : `${field}.`;
+      const known = field === 'model' ? Object.keys(MODEL_SCHEMA.shape) : field === 'train' ? Object.keys(TRAIN_SCHEMA.shape) : ['model', 'train'];
+      return field === ''
+        ? `${where}: unknown section '${issue.keys[0]}' (known: ${known.join(', ')})`
+        : `${where}: unknown field '${section}${issue.keys[0]}' (known: ${known.join(', ')})`;
+    }
+    case 'invalid_value':
+      return `${where}: field '${field}' must be one of ${issue.values.map(String).join('|')}, got ${shown}`;
+    case 'invalid_type':
+      if (issue.expected === 'object') return `${where}: '${field}' must be a mapping`;
+      if (issue.expected === 'int') return `${where}: field '${field}' must be an integer, got ${shown}`;
+      return `${where}: field '${field}' must be ${issue.expected === 'boolean' ? 'true or false' : `a ${issue.expected}`}, got ${shown}`;
+    case 'too_small':
+      return `${where}: field '${field}' must be ${issue.inclusive ? '≥' : '>'} ${String(issue.minimum)}, got ${shown}`;
+    case 'too_big':
+      return `${where}: field '${field}' must be ${issue.inclusive ? '≤' : '<'} ${String(issue.maximum)}, got ${shown}`;
+    default:
+      return `${where}: field '${field}': ${issue.message}`;
+  }
+}
 
 let warnedEvalBatches = false;
 
-function check<T extends object>(where: string, section: string, raw: unknown, spec: Spec, defaults: T): T {
-  if (raw === undefined || raw === null) return { ...defaults };
-  if (typeof raw !== 'object' || Array.isArray(raw)) throw new UserError(`${where}: '${section}' must be a mapping`);
-  const out: Record<string, unknown> = { ...(defaults as Record<string, unknown>) };
-  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
-    if (section === 'train' && k === 'eval_batches') {
-      // before 0.2 validation scored a prefix of batches; checkpoints written then still load
-      if (!warnedEvalBatches) log.warn(`${where}: 'train.eval_batches' is obsolete and ignored (validation is a random sample of train.eval_sequences sequences)`);
-      warnedEvalBatches = true;
-      continue;
-    }
-    const kind = spec[k];
-    const field = `${section}.${k}`;
-    if (kind === undefined) throw new UserError(`${where}: unknown field '${field}' (known: ${Object.keys(spec).join(', ')})`);
-    if (Array.isArray(kind)) {
-      if (typeof v !== 'string' || !kind.includes(v)) throw new UserError(`${where}: field '${field}' must be one of ${kind.join('|')}, got ${JSON.stringify(v)}`);
-    } else if (kind === 'bool') {
-      if (typeof v !== 'boolean') throw new UserError(`${where}: field '${field}' must be true or false, got ${JSON.stringify(v)}`);
-    } else {
-      if (typeof v !== 'number' || !Number.isFinite(v)) throw new UserError(`${where}: field '${field}' must be a number, got ${JSON.stringify(v)}`);
-      if (kind === 'int' && (!Number.isInteger(v) || v <= 0)) throw new UserError(`${where}: field '${field}' must be a positive integer, got ${v}`);
-      if (kind === 'pos' && v <= 0) throw new UserError(`${where}: field '${field}' must be positive, got ${v}`);
-      if (kind === 'num' && v < 0) throw new UserError(`${where}: field '${field}' must be ≥ 0, got ${v}`);
-    }
-    out[k] = v;
-  }
-  return out as T;
-}
-
 /** Validate a parsed config object (from YAML or a checkpoint). `where` names the source in errors. */
 export function validateConfig(raw: unknown, where: string): RunConfig {
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new UserError(`${where}: config must be a YAML mapping with 'model' and 'train'`);
+  if (raw === null || raw === undefined || typeof raw !== 'object' || Array.isArray(raw)) throw new UserError(`${where}: config must be a YAML mapping with 'model' and 'train'`);
+  // before 0.2 validation scored a prefix of batches (train.eval_batches); checkpoints written then still load
   const r = raw as Record<string, unknown>;
-  for (const k of Object.keys(r)) if (k !== 'model' && k !== 'train') throw new UserError(`${where}: unknown section '${k}' (known: model, train)`);
-  const model = check(where, 'model', r.model, MODEL_SPEC, DEFAULT_MODEL);
-  const train = check(where, 'train', r.train, TRAIN_SPEC, DEFAULT_TRAIN);
+  const train = r.train;
+  let input: unknown = raw;
+  if (train !== null && typeof train === 'object' && !Array.isArray(train) && 'eval_batches' in train) {
+    if (!warnedEvalBatches) log.warn(`${where}: 'train.eval_batches' is obsolete and ignored (validation is a random sample of train.eval_sequences sequences)`);
+    warnedEvalBatches = true;
+    const { eval_batches: _old, ...rest } = train as Record<string, unknown>;
+    void _old;
+    input = { ...r, train: rest };
+  }
+  const parsed = CONFIG_SCHEMA.safeParse(input);
+  if (!parsed.success) throw new UserError(issueMessage(where, parsed.error.issues[0], input));
+  const { model, train: tr } = parsed.data as RunConfig;
   if (model.d_model % model.n_heads !== 0) throw new UserError(`${where}: model.d_model (${model.d_model}) must be divisible by model.n_heads (${model.n_heads})`);
   if ((model.d_model / model.n_heads) % 2 !== 0) throw new UserError(`${where}: head size d_model/n_heads must be even for RoPE`);
-  if (model.vocab_size > 65536) throw new UserError(`${where}: model.vocab_size must be ≤ 65536 (token files store 16-bit ids)`);
-  return { model, train };
+  if (tr.min_lr > tr.lr) throw new UserError(`${where}: field 'train.min_lr' (${tr.min_lr}) must be ≤ train.lr (${tr.lr})`);
+  return { model, train: tr };
 }
 
 export function loadConfig(file: string): RunConfig {
