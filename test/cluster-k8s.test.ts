@@ -201,17 +201,13 @@ function knownFlags(command: string): Set<string> | null {
   return new Set([...r.stdout.matchAll(/(?:^|\s)(--[a-z][a-z0-9-]*)/g)].map((m) => m[1]));
 }
 
-test('container args only use flags the vilm CLI knows', async (t) => {
-  const pending: string[] = [];
+test('container args only use flags the vilm CLI knows', async () => {
   for (const m of [one('Job', 'vilm-coordinator'), one('Deployment', 'vilm-worker')]) {
     const args = containers(m)[0].args ?? [];
     const flags = knownFlags(args[0]);
     assert.ok(flags, `vilm ${args[0]} --help failed`);
     for (const a of args.filter((x) => x.startsWith('--'))) {
-      // --metrics-port is wired into the coordinator by the lead (issue 5); until then: pending, not failed
-      if (a === '--metrics-port' && args[0] === 'coordinator' && !flags.has(a)) { pending.push(`${m.file}: ${a}`); continue; }
       assert.ok(flags.has(a), `${m.file}: vilm ${args[0]} has no flag ${a}`);
     }
   }
-  if (pending.length) t.skip(`pending wiring: vilm coordinator has no --metrics-port yet (${pending.join(', ')}); all other flags checked`);
 });
