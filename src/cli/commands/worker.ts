@@ -45,6 +45,15 @@ export const workerCommand = defineCommand({
       ? { ...events, onConnected: (c) => { up += c ? 1 : -1; events!.onConnected?.(up > 0); } }
       : events;
     const token = readTokenFile(a['token-file']);
+    // SIGTERM/SIGINT (a scale-down, Ctrl-C): leave at once with exit 0. The coordinator hands the
+    // task in flight to another worker, so nothing is lost. Node as PID 1 (a container without an
+    // init) ignores SIGTERM unless a handler is installed, which made every scale-down wait for SIGKILL.
+    const leave = (sig: NodeJS.Signals) => {
+      log.info(`${sig}: leaving the coordinator`);
+      void close().finally(() => process.exit(0));
+    };
+    process.once('SIGTERM', leave);
+    process.once('SIGINT', leave);
     try {
       await Promise.all(Array.from({ length: n }, (_, i) => runRemoteWorker({
         url: a.connect, token, caFile: a['tls-ca'], name: n > 1 ? `${name}-${i}` : name, retryMs: a.retry * 1000, events: shared,
