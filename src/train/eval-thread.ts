@@ -6,7 +6,7 @@
  */
 import { move } from 'piscina';
 import { workerData } from 'node:worker_threads';
-import { createReplica } from '../fleet/worker/replica.js';
+import { loadReplicaModule } from '../fleet/worker/replica.js';
 import type { LanguageModel } from '../model/api.js';
 import { chunkSequences, scoreEach, type EvalThreadData, type EvalThreadTask } from './parallel-eval.js';
 
@@ -15,7 +15,7 @@ const weights = new Float32Array(data.weights);
 let model: Promise<LanguageModel> | undefined;
 
 export default async function run(task: EvalThreadTask): Promise<Float64Array | null> {
-  model ??= createReplica({ model: data.model, backend: data.backend });
+  model ??= loadReplicaModule(data.replicaModule).then((m) => m.createReplica({ model: data.model, backend: data.backend }));
   const m = await model;
   if ('warm' in task) return null;
   const seqs = chunkSequences(task);

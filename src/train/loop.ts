@@ -29,7 +29,8 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE, loadRunCheckpoint, saveCheckpoint, weightsSha256, type Checkpoint } from './checkpoint.js';
 import { checkResumeMatches } from './run-match.js';
 import { tokenizerFromJson } from '../tokenizer/index.js';
-import { scoreSequences, scoreSequencesParallel, splitTokensPerByte } from './validation.js';
+import { SequenceScorer } from './parallel-eval.js';
+import { scoreSequencesWith, splitTokensPerByte } from './validation.js';
 
 /** mixed into train.seed for the validation sample, so it does not follow the batch order's stream */
 const VALIDATION_SEED = 0x5a11d;
@@ -222,16 +223,24 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
   const valSample = sampleSequences(valSplit, train.eval_sequences, train.seed ^ VALIDATION_SEED);
   const bytesOf = byteCounter(tokenizerJson);
   const valTokensPerByte = bytesOf && valSplit.sequences > 0 ? splitTokensPerByte(valSplit, bytesOf) : undefined;
-  // whole-split scoring at the end runs on worker threads (forward only, one pass per sequence,
-  // summed in a fixed order: the same figure whatever the thread count; src/train/parallel-eval.ts)
-  // (a few hundred sequences are scored in this thread: starting threads would cost more)
-  const scoring = (sequences: number) => ({ model: config.model, backend: o.backend, threads: sequences >= 512 ? Math.max(1, o.threads) : 1, weights });
+  // Validation and test scoring (forward only, one pass per sequence, summed in a fixed order: the
+  // same figure whatever the thread count; src/train/parallel-eval.ts) run on a pool of threads that
+  // lives as long as the run — as many as the fleet's local threads, at least one — so the
+  // coordinator's main thread stays free for /healthz and heartbeats while it scores. Only the
+  // single-process `vilm train` scores in its own thread.
+  let scorer: SequenceScorer | undefined;
+  const openScorer = async (): Promise<SequenceScorer> => {
+    scorer ??= await SequenceScorer.open({
+      model: config.model, backend: o.backend, weights, threads: o.inProcess ? 0 : Math.max(1, o.threads), offMainThread: !o.inProcess,
+      replicaModule: o.replicaModule,
+    });
+    scorer.setWeights(weights);
+    return scorer;
+  };
   const validate = async (whole = false): Promise<ValidationEvent | null> => {
     if (valSplit.sequences === 0) return null;
     const refs = whole ? sampleSequences(valSplit, 0, 0) : valSample;
-    const r = whole
-      ? await scoreSequencesParallel(scoring(refs.length), valSplit, refs, bytesOf, valTokensPerByte)
-      : scoreSequences(await fleet.localModel(), weights, valSplit, refs, bytesOf, valTokensPerByte);
+    const r = await scoreSequencesWith(await openScorer(), valSplit, refs, bytesOf, valTokensPerByte);
     if (r.tokens === 0) return null;
     const nullable = (x: number) => (Number.isFinite(x) ? x : null);
     const ev: ValidationEvent = {
@@ -331,7 +340,7 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
     const testSplit = ds.split('test');
     const testTokensPerByte = !wholeTest && bytesOf && testSplit.sequences > 0 ? splitTokensPerByte(testSplit, bytesOf) : undefined;
     const testRefs = sampleSequences(testSplit, o.testSequences ?? 0, train.seed ^ TEST_SEED);
-    const t = await scoreSequencesParallel(scoring(testRefs.length), testSplit, testRefs, bytesOf, testTokensPerByte);
+    const t = await scoreSequencesWith(await openScorer(), testSplit, testRefs, bytesOf, testTokensPerByte);
     const testLoss = t.tokens > 0 ? t.loss : NaN;
     const testBitsPerByte = t.tokens > 0 && bytesOf ? t.bitsPerByte : NaN;
     const final: FinalReport = {
@@ -344,6 +353,7 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
     log.info('done', { step, test_loss: testLoss, test_ppl: final.testPpl, bits_per_byte: testBitsPerByte, weights_sha256: final.weightsSha256.slice(0, 16) });
     return { final, step, weightsSha256: final.weightsSha256, stopped: null };
   } finally {
+    await scorer?.close();
     await fleet.close(o.stopSignal?.requested ? 'coordinator interrupted' : 'training finished');
   }
 }

@@ -37,7 +37,7 @@
 import { Piscina } from 'piscina';
 import type { BackendName } from '../backend/types.js';
 import type { ModelConfig } from '../config/index.js';
-import { createReplica } from '../fleet/worker/replica.js';
+import { loadReplicaModule } from '../fleet/worker/replica.js';
 import type { LanguageModel } from '../model/api.js';
 
 /** Per-sequence scores, in input order (float64 copies of the model's loss sums and counts). */
@@ -55,6 +55,13 @@ export interface ScorerOptions {
   weights: Float32Array;
   /** worker threads; 0 or 1: score in this thread (same per-sequence computation) */
   threads: number;
+  /**
+   * score on a thread even when `threads` ≤ 1: the caller's thread stays free (the coordinator's
+   * main thread answers /healthz and reads heartbeats while validation runs)
+   */
+  offMainThread?: boolean;
+  /** replicas from this module (a file URL) instead of the real model — the fleet's same option */
+  replicaModule?: string;
 }
 
 export interface ScoreInThreadsOptions extends ScorerOptions {
@@ -76,6 +83,8 @@ export interface EvalThreadData {
   backend: BackendName;
   /** Float32 weights, layout.total floats */
   weights: SharedArrayBuffer;
+  /** the replica module (file URL) when not the real model: tests' toy model (src/fleet/worker/replica.ts) */
+  replicaModule?: string;
 }
 
 /**
@@ -164,14 +173,15 @@ export class SequenceScorer {
   /** Start the backend and model (in-process) or the threads, each with its replica built. */
   static async open(o: ScorerOptions): Promise<SequenceScorer> {
     checkThreads(o.threads);
-    if (o.threads <= 1) {
-      const model = await createReplica({ model: o.model, backend: o.backend });
+    if (o.offMainThread && o.threads < 1) o = { ...o, threads: 1 };
+    if (o.threads <= 1 && !o.offMainThread) {
+      const model = await (await loadReplicaModule(o.replicaModule)).createReplica({ model: o.model, backend: o.backend });
       return new SequenceScorer(o.threads, o.model.max_len, Float32Array.from(o.weights), model, null);
     }
     const sab = new SharedArrayBuffer(o.weights.length * 4);
     const weights = new Float32Array(sab);
     weights.set(o.weights);
-    const workerData: EvalThreadData = { model: o.model, backend: o.backend, weights: sab };
+    const workerData: EvalThreadData = { model: o.model, backend: o.backend, weights: sab, replicaModule: o.replicaModule };
     const pool = new Piscina({
       filename: process.env.VILM_EVAL_THREAD_ENTRY ?? new URL('./eval-thread-entry.mjs', import.meta.url).href,
       minThreads: o.threads, maxThreads: o.threads,

@@ -22,7 +22,7 @@ import type { ModelConfig } from '../config/index.js';
 import type { PreparedSplit } from '../data/dataset.js';
 import type { SequenceRef } from '../data/sampler.js';
 import type { LanguageModel } from '../model/api.js';
-import { scoreEach, scoreInThreads, type SequenceScores } from './parallel-eval.js';
+import { scoreEach, scoreInThreads, type SequenceScorer, type SequenceScores } from './parallel-eval.js';
 
 export interface SampleScore {
   /** nats per predicted token */
@@ -114,6 +114,15 @@ export async function scoreSequencesParallel(
   bytesOf?: (tokens: Uint16Array) => number, tokensPerByte?: number,
 ): Promise<SampleScore> {
   const scores = await scoreInThreads({ ...o, sequences: refSequences(split, refs) });
+  return sampleScore(scores, split, refs, bytesOf, tokensPerByte);
+}
+
+/** scoreSequences with an open SequenceScorer (its weights set by the caller): the same result. */
+export async function scoreSequencesWith(
+  scorer: SequenceScorer, split: PreparedSplit, refs: readonly SequenceRef[],
+  bytesOf?: (tokens: Uint16Array) => number, tokensPerByte?: number,
+): Promise<SampleScore> {
+  const scores = await scorer.score(refSequences(split, refs));
   return sampleScore(scores, split, refs, bytesOf, tokensPerByte);
 }
 
