@@ -64,3 +64,10 @@ test('configs/schema.json is the current JSON Schema of the config (npm run sche
   assert.equal(s.properties.train.properties.beta1.exclusiveMaximum, 1);
   assert.equal(s.additionalProperties, false, 'unknown sections are errors in editors too');
 });
+
+test('vilm --version prints the package version, from any directory', { timeout: 60_000 }, () => {
+  const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+  const r = spawnSync(process.execPath, [path.resolve('bin/vilm.js'), '--version'], { encoding: 'utf8', cwd: tmpdir(), timeout: 50_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), version);
+});

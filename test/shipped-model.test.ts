@@ -16,8 +16,8 @@ import { buildLayout } from '../src/model/layout.ts';
 const root = mkdtempSync(path.join(tmpdir(), 'vilm-shipped-'));
 test.after(() => rmSync(root, { recursive: true, force: true }));
 
-// run from another directory: the shipped model is found from the package, not the cwd
-const vilm = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', path.resolve('src/cli/main.ts'), ...args], {
+// run from another directory, through the package's launcher: the shipped model is found from the package, not the cwd
+const vilm = (...args: string[]) => spawnSync(process.execPath, [path.resolve('bin/vilm.js'), ...args], {
   encoding: 'utf8', cwd: root, timeout: 240_000,
 });
 

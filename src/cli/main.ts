@@ -1,9 +1,13 @@
 import yargs from 'yargs';
 import type { Argv } from 'yargs';
+import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { allCommands } from './commands/index.js';
 import { isUserError } from '../util/errors.js';
 import { setLogFormat, type LogFormat } from '../util/log.js';
+
+/** vilm's version, from the package's own package.json (found from this file, not the cwd). */
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 /**
  * The `vilm` command line. Each concern registers its commands in `src/cli/commands/<concern>.ts`.
@@ -20,7 +24,7 @@ export function buildParser(argv: string[]): Argv {
     .recommendCommands()
     .help()
     .alias('h', 'help')
-    .version(false)
+    .version('version', 'show the vilm version', VERSION)
     .wrap(Math.min(110, process.stdout.columns || 110))
     .fail((msg, err, y) => {
       if (err) throw err;
