@@ -172,6 +172,7 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
   const tokFile = o.tokenizerFile ?? path.join(o.dataDir, 'tokenizer.json');
   const tokenizerJson = ck?.tokenizerJson ?? (existsSync(tokFile) ? readFileSync(tokFile, 'utf8') : '');
   const trainSplit = ds.split('train');
+  checkSplitsFit(o.dataDir, ds, V);
   const samplerOpts = { batchTokens: train.batch_tokens, seed: train.seed };
   const sampler = ck?.sampler ? BatchSampler.restore(trainSplit, samplerOpts, ck.sampler) : new BatchSampler(trainSplit, samplerOpts);
   const optimizer = createOptimizer(train, layout.total, { decayMask: decayMaskFor(layout) });
@@ -370,4 +371,26 @@ function byteCounter(tokenizerJson: string): ((tokens: Uint16Array) => number) |
     while (n > 0 && row[n - 1] === tok.padId) n--;
     return Buffer.byteLength(tok.decode(row.subarray(0, n)), 'utf8');
   };
+}
+
+/**
+ * The data must suit the model before the first step: every split holds sequences (validation and
+ * test scores are part of a run's result), and every token id is inside the model's vocabulary
+ * (else a worker's task fails on every retry, deep inside the model). One line naming the data set.
+ */
+function checkSplitsFit(dataDir: string, ds: ReturnType<typeof loadDataset>, vocabSize: number): void {
+  const where = path.join(dataDir, 'manifest.json');
+  for (const name of ['train', 'validation', 'test'] as const) {
+    const split = ds.split(name);
+    if (split.sequences === 0) {
+      throw new UserError(`${where}: the ${name} split is empty (${ds.manifest.splits.train.docs + ds.manifest.splits.validation.docs + ds.manifest.splits.test.docs} documents in all); a run needs text in every split — prepare more documents`);
+    }
+    for (const b of split.buckets) {
+      let max = 0;
+      for (let i = 0; i < b.tokens.length; i++) if (b.tokens[i] > max) max = b.tokens[i];
+      if (max >= vocabSize) {
+        throw new UserError(`${path.join(dataDir, `${name}.bin`)}: token id ${max} is outside the model's vocabulary (model.vocab_size ${vocabSize}); prepare the data with the model's tokenizer or raise model.vocab_size`);
+      }
+    }
+  }
 }

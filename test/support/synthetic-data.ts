@@ -14,6 +14,8 @@ export interface SyntheticDataOptions {
   /** train rows per bucket (validation and test get a quarter, at least 2) */
   rowsPerBucket: number;
   seed: number;
+  /** rows per bucket of a split, instead of the defaults (e.g. { test: 0 } for an empty test split) */
+  splitRows?: Partial<Record<'train' | 'validation' | 'test', number>>;
 }
 
 export function writeSyntheticData(dir: string, o: SyntheticDataOptions): string {
@@ -23,7 +25,7 @@ export function writeSyntheticData(dir: string, o: SyntheticDataOptions): string
   const stats: Record<string, { docs: number; sequences: number; tokens: number }> = {};
   const hist: Record<string, Record<string, number>> = {};
   for (const s of splits) {
-    const n = s === 'train' ? o.rowsPerBucket : Math.max(2, Math.floor(o.rowsPerBucket / 4));
+    const n = o.splitRows?.[s] ?? (s === 'train' ? o.rowsPerBucket : Math.max(2, Math.floor(o.rowsPerBucket / 4)));
     const parts: Buffer[] = [];
     let tokens = 0;
     hist[s] = {};
