@@ -187,7 +187,7 @@ test('deterministic: repeat calls give bitwise identical results, in the main th
       register();
       const { initBackend } = await import(${url('../src/backend/index.ts')});
       const { createModel } = await import(${url('../src/model/model.ts')});
-      await initBackend();
+      await initBackend('wasm'); // pinned: with tfjs-node installed 'auto' would pick it
       const r = createModel(workerData.cfg).computeGradients(workerData.params, workerData.batch);
       parentPort.postMessage({ lossSum: r.lossSum, grad: r.grad });
     })().catch((e) => parentPort.postMessage({ error: String(e) }));`;
