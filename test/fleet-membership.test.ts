@@ -13,7 +13,8 @@ import { loadConfig, type RunConfig } from '../src/config/index.ts';
 import { runRemoteWorker, type RemoteWorkerOptions } from '../src/fleet/worker/remote-worker.ts';
 import { Scheduler } from '../src/fleet/coordinator/scheduler.ts';
 import { LinkError, type WorkerLink } from '../src/fleet/coordinator/worker-link.ts';
-import { loadCheckpoint } from '../src/train/checkpoint.ts';
+import { loadCheckpoint, weightsSha256 } from '../src/train/checkpoint.ts';
+import { buildLayout, initParams } from '../src/model/layout.ts';
 import { runTrainingLoop, type TrainLoopOptions } from '../src/train/loop.ts';
 import type { Transport } from '../src/events/index.ts';
 import { syntheticData } from './support/fixtures.ts';
@@ -37,8 +38,12 @@ function run(extra: Partial<TrainLoopOptions>) {
   });
 }
 
-test('every worker leaves mid-run: the coordinator checkpoints, waits, and finishes with the same bytes when one returns', async () => {
-  const ref = await run({ inProcess: true });
+test('every worker leaves mid-run: the coordinator checkpoints, waits, and finishes with the same bytes when one returns', { timeout: 300_000 }, async () => {
+  const losses: number[] = [];
+  const ref = await run({ inProcess: true, observers: [{ onStep: (e) => losses.push(e.loss) }] });
+  // the reference really trained (else "same bytes" below would prove nothing)
+  assert.notEqual(ref.weightsSha256, weightsSha256(initParams(buildLayout(config.model), config.model, config.train.seed)));
+  assert.ok(losses[losses.length - 1] < losses[0], `loss ${losses[0]} → ${losses[losses.length - 1]}`);
   const out = path.join(root, 'rejoin');
   const counts: number[] = [];
   let second: Promise<void> | undefined;
