@@ -49,7 +49,7 @@ export function commonRunOptions<T>(y: Argv<T>) {
     .option('init', { type: 'string', describe: 'start from these weights (checkpoint, run or exported directory; model config must match); optimizer state fresh' })
     .option('test-sequences', { type: 'number', describe: 'test-split sequences scored at the end, a fixed random sample (default: all, and the last validation point is then checked on the whole split)' })
     .option('metrics-port', { type: 'number', describe: 'serve Prometheus metrics on this port (/metrics, /healthz, /readyz; 0 = any)' })
-    .option('metrics-host', { type: 'string', default: '0.0.0.0', describe: 'address for --metrics-port' });
+    .option('metrics-host', { type: 'string', default: '127.0.0.1', describe: 'address for --metrics-port (0.0.0.0: every interface; the metrics name workers\' hosts)' });
 }
 
 export function resolveRunConfig(a: CommonRunArgs): RunConfig {

@@ -18,7 +18,7 @@ export const workerCommand = defineCommand({
     .option('threads', { type: 'number', default: 1, describe: 'connections to open, each computing in its own thread with its own replica (use the cores of a bigger machine)' })
     .option('retry', { type: 'number', default: 60, describe: 'seconds to keep retrying a refused or lost connection' })
     .option('metrics-port', { type: 'number', describe: "serve this worker's own Prometheus metrics (vilm_remote_*) on this port" })
-    .option('metrics-host', { type: 'string', default: '0.0.0.0', describe: 'address for --metrics-port' })
+    .option('metrics-host', { type: 'string', default: '127.0.0.1', describe: 'address for --metrics-port (0.0.0.0: every interface)' })
     .example('$0 worker --connect ws://127.0.0.1:7070', 'join a local coordinator')
     .example('$0 worker --connect wss://trainer:7070 --token-file secret.txt --tls-ca cert.pem', 'authenticated, over TLS')
     .example('$0 worker --connect ws://10.0.0.5:7070 --token-file secret.txt --threads 16', 'a 16-core machine as 16 workers'),
