@@ -172,3 +172,9 @@ test('a task never answered misses its deadline and is recomputed by another wor
     await good;
   } finally { await fleet.close('test over'); }
 });
+
+test('frame types are looked up as own keys: constructor, __proto__ and toString are unknown types', () => {
+  for (const t of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+    assert.throws(() => decodeFrame(encodeFrame({ v: PROTOCOL_VERSION, t } as unknown as Frame)), (e: unknown) => e instanceof Error && /unknown frame type/.test(e.message), t);
+  }
+});

@@ -69,7 +69,7 @@ export function decodeFrame(data: Uint8Array): Frame {
     throw new ProtocolError(`protocol version ${JSON.stringify(f.v)} is not supported: this side speaks version ${PROTOCOL_VERSION} (update vilm on both ends)`, 'version');
   }
   const t = f.t;
-  if (typeof t !== 'string' || !(t in FIELDS)) throw new ProtocolError(`unknown frame type ${JSON.stringify(t)}`);
+  if (typeof t !== 'string' || !Object.hasOwn(FIELDS, t)) throw new ProtocolError(`unknown frame type ${JSON.stringify(t)}`);
   for (const [k, kind] of Object.entries(FIELDS[t as FrameType])) checkField(t, k, kind as FieldKind, f[k]);
   return f as unknown as Frame;
 }

@@ -19,10 +19,26 @@ function emit(level: 'info' | 'warn' | 'error', msg: string, fields?: LogFields)
     return;
   }
   const extra = fields
-    ? Object.entries(fields).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${typeof v === 'number' ? fmtNum(v) : v}`).join(' ')
+    ? Object.entries(fields).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${typeof v === 'number' ? fmtNum(v) : typeof v === 'string' ? fmtString(v) : v}`).join(' ')
     : '';
   const prefix = level === 'info' ? '' : `${level}: `;
-  process.stderr.write(`${prefix}${msg}${extra ? ' ' + extra : ''}\n`);
+  process.stderr.write(`${prefix}${escapeControls(msg)}${extra ? ' ' + extra : ''}\n`);
+}
+
+/**
+ * Text logs are one line per record whatever the values hold: control characters (a newline in a
+ * worker's self-chosen name would forge a log line) are written as \n, \u001b …, and a field value
+ * with spaces, quotes or '=' is quoted so `key=value` stays parseable.
+ */
+// eslint-disable-next-line no-control-regex
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+// eslint-disable-next-line no-control-regex
+const HAS_CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+function escapeControls(s: string): string {
+  return s.replace(CONTROLS, (c) => ({ '\n': '\\n', '\r': '\\r', '\t': '\\t' } as Record<string, string>)[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+function fmtString(v: string): string {
+  return /[\s"'=]/.test(v) || HAS_CONTROL.test(v) || v === '' ? `"${escapeControls(v.replace(/["\\]/g, (c) => `\\${c}`))}"` : v;
 }
 
 function fmtNum(v: number): string {
