@@ -25,7 +25,7 @@ test('the shipped model is the seed architecture: 10k vocabulary, 1,427,456 weig
   const m = loadExported(SHIPPED_MODEL_DIR);
   assert.equal(m.model.vocab_size, 10000);
   const layout = buildLayout(m.model);
-  const matrices = layout.params.filter((p) => p.kind === 'matrix').reduce((a, p) => a + p.size, 0);
+  const matrices = layout.params.filter((p) => p.kind === 'matrix' || p.kind === 'embedding').reduce((a, p) => a + p.size, 0);
   assert.equal(matrices, 1_427_456);
   assert.ok(m.step > 0, 'trained for some steps');
   assert.ok(JSON.parse(m.tokenizerJson).model.type === 'BPE');
