@@ -68,7 +68,7 @@ test('prepare: split by document and by seed, manifest fields, binary round trip
   assert.equal(m.tokenizerSha256, byteTokenizer.sha256);
   assert.equal(m.maxLen, 256);
   assert.deepEqual(m.buckets, [50, 100, 150, 200, 250]);
-  assert.deepEqual(readdirSync(out).sort(), ['manifest.json', 'test.bin', 'train.bin', 'validation.bin']);
+  assert.deepEqual(readdirSync(out).sort(), ['manifest.json', 'test.bin', 'test.jsonl', 'train.bin', 'validation.bin', 'validation.jsonl']);
 
   // the expected sequences of each document, by its split
   const expected = new Map<SplitName, string[]>(SPLITS.map((s) => [s, []]));
