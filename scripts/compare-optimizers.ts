@@ -3,8 +3,8 @@
  * sweep (not a test; minutes of CPU per run).
  *
  *   npx tsx scripts/compare-optimizers.ts --data runs/wiki/data [--config configs/viwiki.yaml]
- *        [--steps 250] [--batch-tokens 2048] [--workers 2] [--out runs/optimizers]
- *        [--grid "sgd=0.3,1;momentum=0.03,0.1;rmsprop=0.001,0.003;adam=0.001,0.003"]
+ *        [--steps 200] [--batch-tokens 2048] [--workers 2] [--out runs/optimizers]
+ *        [--grid "sgd=1,5;momentum=1,5;rmsprop=0.001,0.003;adam=0.001,0.003"]
  *
  * Every run: `vilm coordinator --local-only` with the config, `--steps S`, `train.batch_tokens`,
  * `train.lr` from the grid, `train.min_lr` = lr/10 (cosine), the same seed, data order and
@@ -24,11 +24,11 @@ function arg(name: string, def: string): string {
 
 const data = arg('data', 'runs/wiki/data');
 const config = arg('config', 'configs/viwiki.yaml');
-const steps = Number(arg('steps', '250'));
+const steps = Number(arg('steps', '200'));
 const batchTokens = Number(arg('batch-tokens', '2048'));
 const workers = arg('workers', '2');
 const out = arg('out', 'runs/optimizers');
-const grid = Object.fromEntries(arg('grid', 'sgd=0.3,1;momentum=0.03,0.1;rmsprop=0.001,0.003;adam=0.001,0.003')
+const grid = Object.fromEntries(arg('grid', 'sgd=1,5;momentum=1,5;rmsprop=0.001,0.003;adam=0.001,0.003')
   .split(';').map((part) => {
     const [opt, lrs] = part.split('=');
     return [opt.trim(), lrs.split(',').map(Number)];
