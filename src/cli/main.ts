@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { allCommands } from './commands/index.js';
-import { isUserError } from '../util/errors.js';
+import { ioFailure, isUserError } from '../util/errors.js';
 import { setLogFormat, type LogFormat } from '../util/log.js';
 
 /** vilm's version, from the package's own package.json (found from this file, not the cwd). */
@@ -40,9 +40,10 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await buildParser(argv).parseAsync();
   } catch (e) {
-    if (isUserError(e)) {
-      process.stderr.write(`vilm: ${e.message}\n`);
-      process.exit(e.exitCode);
+    const err = isUserError(e) ? e : ioFailure(e);
+    if (err) {
+      process.stderr.write(`vilm: ${err.message}\n`);
+      process.exit(err.exitCode);
     }
     process.stderr.write(`vilm: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
     process.exit(70);

@@ -4,7 +4,7 @@
  */
 import { appendFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { writeFileAtomic } from '../util/atomic.js';
+import { nameTarget, writeFileAtomic } from '../util/atomic.js';
 import type { RunLogRecord, TrainerObserver } from './index.js';
 
 export const RUN_LOG_FILE = 'log.jsonl';
@@ -17,7 +17,10 @@ export async function openRunLog(outDir: string, resumeStep: number | null): Pro
   const file = path.join(outDir, RUN_LOG_FILE);
   if (resumeStep === null) rmSync(file, { force: true });
   else await trimRunLog(file, resumeStep);
-  const record = (r: RunLogRecord) => appendFileSync(file, JSON.stringify(r) + '\n');
+  const record = (r: RunLogRecord) => {
+    // a full disk names the log (a torn last line is dropped when a resumed run trims the log)
+    try { appendFileSync(file, JSON.stringify(r) + '\n'); } catch (e) { throw nameTarget(e, file, file); }
+  };
   const time = () => new Date().toISOString();
   return {
     onStart: (e) => record({ type: 'start', time: time(), config: e.config, workers: e.workers, backend: e.backend }),

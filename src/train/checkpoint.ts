@@ -44,7 +44,7 @@ import type { SamplerCursor } from '../data/types.js';
 import { buildLayout } from '../model/layout.js';
 import { isOptimizerName, optimizerBufferNames } from '../optim/index.js';
 import type { OptimizerState } from '../optim/types.js';
-import { tempPathFor } from '../util/atomic.js';
+import { nameTarget, tempPathFor } from '../util/atomic.js';
 import { UserError } from '../util/errors.js';
 import type { RngState } from '../util/rng.js';
 
@@ -277,14 +277,15 @@ async function writeCheckpoint(runDir: string, bytes: Buffer, encodeMs: number):
   const prev = path.join(runDir, PREVIOUS_CHECKPOINT_FILE);
   await removeStaleTemps(runDir);
   const tmp = tempPathFor(target);
-  const fh = await fsp.open(tmp, 'w');
+  const fh = await fsp.open(tmp, 'w').catch((e: unknown) => { throw nameTarget(e, tmp, target); });
   try {
     await fh.writeFile(bytes);
     await fh.sync();
   } catch (e) {
+    // a full disk: the temp goes, checkpoint.vilm (the previous save) stays as it was
     await fh.close().catch(() => undefined);
     await fsp.rm(tmp, { force: true });
-    throw e;
+    throw nameTarget(e, tmp, target);
   }
   await fh.close();
   // keep the old latest as .prev: link it under a temp name, rename that over .prev (atomic)

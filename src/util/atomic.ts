@@ -1,5 +1,15 @@
-import { promises as fs, writeFileSync, renameSync, mkdirSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { promises as fs, writeFileSync, renameSync, mkdirSync, openSync, fsyncSync, closeSync, rmSync } from 'node:fs';
 import path from 'node:path';
+
+/**
+ * A write error names the file the user asked for, not our temp name: set `path` of a Node fs
+ * error on `tmp` to `target` (the CLI prints `target: cannot write: no space left on device`).
+ */
+export function nameTarget(e: unknown, tmp: string, target: string): unknown {
+  const err = e as NodeJS.ErrnoException;
+  if (err instanceof Error && (err.path === tmp || err.path === undefined)) err.path = target;
+  return e;
+}
 
 /** A temp name in the same directory as `target`, so rename(2) is atomic on the same filesystem. */
 export function tempPathFor(target: string): string {
@@ -11,23 +21,34 @@ export function tempPathFor(target: string): string {
 export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
   await fs.mkdir(path.dirname(target), { recursive: true });
   const tmp = tempPathFor(target);
-  const fh = await fs.open(tmp, 'w');
+  const fh = await fs.open(tmp, 'w').catch((e: unknown) => { throw nameTarget(e, tmp, target); });
   try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fs.rename(tmp, target);
+  } catch (e) {
+    // a full disk or a lost permission: no half-written temp left behind, the old file untouched
+    await fs.rm(tmp, { force: true }).catch(() => undefined);
+    throw nameTarget(e, tmp, target);
   }
-  await fs.rename(tmp, target);
 }
 
 export function writeFileAtomicSync(target: string, data: string | Uint8Array): void {
   mkdirSync(path.dirname(target), { recursive: true });
   const tmp = tempPathFor(target);
-  writeFileSync(tmp, data);
-  const fd = openSync(tmp, 'r+');
-  try { fsyncSync(fd); } finally { closeSync(fd); }
-  renameSync(tmp, target);
+  try {
+    writeFileSync(tmp, data);
+    const fd = openSync(tmp, 'r+');
+    try { fsyncSync(fd); } finally { closeSync(fd); }
+    renameSync(tmp, target);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw nameTarget(e, tmp, target);
+  }
 }
 
 /**
@@ -49,25 +70,28 @@ export class AtomicWriteStream {
   static async open(target: string, opts: { tmp?: string; resumeAt?: number } = {}): Promise<AtomicWriteStream> {
     await fs.mkdir(path.dirname(target), { recursive: true });
     const s = new AtomicWriteStream(target, opts.tmp);
-    if (opts.resumeAt !== undefined) {
-      await fs.truncate(s.tmp, opts.resumeAt);
-      s.handle = await fs.open(s.tmp, 'a');
-      s.bytes = opts.resumeAt;
-    } else {
-      s.handle = await fs.open(s.tmp, 'w');
+    try {
+      if (opts.resumeAt !== undefined) {
+        await fs.truncate(s.tmp, opts.resumeAt);
+        s.handle = await fs.open(s.tmp, 'a');
+        s.bytes = opts.resumeAt;
+      } else {
+        s.handle = await fs.open(s.tmp, 'w');
+      }
+    } catch (e) {
+      throw nameTarget(e, s.tmp, target);
     }
     return s;
   }
   async write(data: string | Uint8Array): Promise<void> {
     if (!this.handle) throw new Error(`write after close: ${this.target}`);
-    if (typeof data === 'string') {
-      const buf = Buffer.from(data, 'utf8');
+    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    try {
       await this.handle.write(buf);
-      this.bytes += buf.length;
-    } else {
-      await this.handle.write(data);
-      this.bytes += data.length;
+    } catch (e) {
+      throw nameTarget(e, this.tmp, this.target);
     }
+    this.bytes += buf.length;
   }
   /** Close without committing and keep the temp file (a resumable crawl continues it later). */
   async close(): Promise<void> {
@@ -75,10 +99,14 @@ export class AtomicWriteStream {
   }
   async commit(): Promise<void> {
     if (!this.handle) throw new Error(`commit after close: ${this.target}`);
-    await this.handle.sync();
-    await this.handle.close();
-    this.handle = undefined;
-    await fs.rename(this.tmp, this.target);
+    try {
+      await this.handle.sync();
+      await this.handle.close();
+      this.handle = undefined;
+      await fs.rename(this.tmp, this.target);
+    } catch (e) {
+      throw nameTarget(e, this.tmp, this.target);
+    }
   }
   async abort(): Promise<void> {
     if (this.handle) { await this.handle.close().catch(() => undefined); this.handle = undefined; }

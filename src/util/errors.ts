@@ -12,3 +12,38 @@ export class UserError extends Error {
 export function isUserError(e: unknown): e is UserError {
   return e instanceof UserError;
 }
+
+/** Exit code of a command that could not read or write a file (sysexits' EX_IOERR). */
+export const EXIT_IO = 74;
+
+/** What the OS said, in words, for the errors a full or protected disk gives. */
+const IO_FAILURES: Record<string, string> = {
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  EFBIG: 'file too large',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  EIO: 'input/output error',
+};
+
+/**
+ * A Node fs error from a full disk, a missing permission or a read-only file system, as a
+ * UserError (exit 74) whose one line names the file: `runs/x/checkpoint.vilm: cannot write: no
+ * space left on device (ENOSPC)`. Writers leave no temp files behind and earlier outputs are kept
+ * (see ./atomic.ts), so the message says so. Returns null for any other error.
+ */
+export function ioFailure(e: unknown): UserError | null {
+  if (!(e instanceof Error)) return null;
+  const err = e as NodeJS.ErrnoException;
+  const what = err.code !== undefined ? IO_FAILURES[err.code] : undefined;
+  if (what === undefined || err.syscall === undefined) return null;
+  const verb = READ_CALLS.has(err.syscall) ? 'cannot read' : err.syscall === 'open' ? 'cannot open' : 'cannot write';
+  const file = err.path ?? '(unknown file)';
+  const destPath = (err as { dest?: string }).dest; // rename/link/copyfile errors carry the destination
+  const dest = destPath !== undefined ? ` → ${destPath}` : '';
+  const kept = verb === 'cannot read' ? '' : '; files written before are intact';
+  return new UserError(`${file}${dest}: ${verb}: ${what} (${err.code})${kept}`, EXIT_IO);
+}
+
+const READ_CALLS = new Set(['read', 'scandir', 'stat', 'lstat', 'access', 'opendir']);
