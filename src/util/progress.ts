@@ -3,6 +3,8 @@ import { getLogFormat, log } from './log.js';
 
 /**
  * A progress bar on a TTY (cli-progress), plain summary lines otherwise (CI, pipes, json logs).
+ * `stop(summary)` on success prints the summary; `stop()` (the error path) prints nothing, so a
+ * failing command's stderr is its one `vilm:` line.
  */
 export interface Progress {
   update(value: number, payload?: Record<string, string | number>): void;
@@ -25,7 +27,8 @@ export function progress(label: string, total: number, unit = ''): Progress {
     format: `${label} [{bar}] {percentage}% {value}/{total}${unit ? ' ' + unit : ''} {info}`,
     stream: process.stderr,
     hideCursor: true,
-    clearOnComplete: false,
+    // the bar disappears when stopped: a summary line replaces it, or nothing (an error's one line)
+    clearOnComplete: true,
   }, cliProgress.Presets.shades_classic);
   bar.start(total, 0, { info: '' });
   return {

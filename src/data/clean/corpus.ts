@@ -74,11 +74,11 @@ export async function cleanCorpus(inFiles: string[], outFile: string, opts: Clea
     if (report.docsIn === 0) throw new UserError(`data clean: no documents in ${inFiles.join(', ')}`);
     await out.commit();
   } catch (e) {
+    bar.stop(); // no summary: the error is the one line the user sees
     await out.abort();
     throw e;
-  } finally {
-    bar.stop(`${report.docsIn} docs in, ${report.docsOut} out`);
   }
+  bar.stop(`${report.docsIn} docs in, ${report.docsOut} out`);
   return report;
 }
 
