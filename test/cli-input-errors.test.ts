@@ -31,6 +31,8 @@ test('corpus errors: a non-object line, invalid UTF-8 and an empty file name the
     const lines = errorLine(r.stderr);
     assert.equal(lines.length, 1, r.stderr);
     assert.match(lines[0], re);
+    // and nothing else: no progress or summary line before the error
+    assert.equal(r.stderr.trim(), lines[0], `${name}: stderr is the one error line`);
     assert.ok(!existsSync(out), `${name}: no output left`);
   }
 });
