@@ -39,7 +39,7 @@ test('a data set with an empty test split: refused before training, naming the m
   expectOneLine(train(data, out), out, /^vilm: .*no-test\/manifest\.json: the test split is empty/);
 });
 
-test('a corrupt checkpoint in OUT (and no previous one): one line naming it; eval and predict name it too', { timeout: 200_000 }, () => {
+test('a corrupt checkpoint in OUT (and no previous one): one line naming it; eval, predict and export name it too', { timeout: 200_000 }, () => {
   const data = writeSyntheticData(path.join(root, 'ok'), { vocab: 500, buckets: [16, 32], rowsPerBucket: 8, seed: 5 });
   const out = path.join(root, 'run-corrupt');
   const ck = path.join(out, 'checkpoint.vilm');
@@ -48,7 +48,8 @@ test('a corrupt checkpoint in OUT (and no previous one): one line naming it; eva
   const r = train(data, out);
   assert.equal(r.status, 1, r.stderr);
   assert.match(r.stderr.trim(), /^vilm: .*run-corrupt\/checkpoint\.vilm: (truncated|corrupt) checkpoint/m);
-  for (const cmd of [['eval', '--checkpoint', out, '--ids', '[1,2,3]'], ['predict', '--checkpoint', out, '--prompt', 'Hà Nội']]) {
+  for (const cmd of [['eval', '--checkpoint', out, '--ids', '[1,2,3]'], ['predict', '--checkpoint', out, '--prompt', 'Hà Nội'],
+    ['export', 'safetensors', '--checkpoint', out, '--out', path.join(root, 'export-corrupt')]]) {
     const e = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...cmd], { encoding: 'utf8', timeout: 100_000 });
     assert.equal(e.status, 1, e.stderr);
     assert.equal(e.stderr.trim().split('\n').length, 1, e.stderr);
