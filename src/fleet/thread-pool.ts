@@ -9,6 +9,9 @@ import { Piscina } from 'piscina';
 import type { ReplicaSpec, TaskMsg, ThreadReply } from './contract.js';
 import type { ThreadWorkerData } from './worker/thread-worker.js';
 
+/** How much lower the compute threads' priority is than the main thread's (see ThreadPool). */
+export const COMPUTE_NICE = 10;
+
 /** Weights shared with the thread workers: `weights` is what the optimizer updates in place. */
 export class SharedWeights {
   readonly weightsSab: SharedArrayBuffer;
@@ -41,13 +44,21 @@ export class ThreadPool {
     const workerData: ThreadWorkerData = { spec, weights: shared.weightsSab, control: shared.controlSab, replicaModule: opts.replicaModule };
     this.pool = new Piscina({
       // VILM_THREAD_ENTRY: the worker module of a bundled build (the sources need the tsx loader)
-      filename: process.env.VILM_THREAD_ENTRY ?? new URL('./worker/thread-entry.mjs', import.meta.url).href,
+      // compiled (lib/, this file is .js): the worker module itself; from the sources: an entry that
+      // registers the tsx loader first (a worker thread does not inherit it)
+      filename: process.env.VILM_THREAD_ENTRY
+        ?? new URL(import.meta.url.endsWith('.js') ? './worker/thread-worker.js' : './worker/thread-entry.mjs', import.meta.url).href,
       minThreads: size, maxThreads: size,
       // one task per thread at a time: the scheduler decides the assignment granularity
       concurrentTasksPerWorker: 1,
       idleTimeout: 2 ** 31 - 1,
       // idle threads would otherwise sit in Atomics.wait
       atomics: 'disabled',
+      // Compute threads run at a lower priority (nice +10, through @napi-rs/nice; on Linux nice is
+      // per thread) than the process's main thread, which answers /healthz and reads heartbeats:
+      // with more busy threads than cores the main thread still gets a core at once. Measured by
+      // scripts/soak-churn.ts (the /healthz rows).
+      niceIncrement: COMPUTE_NICE,
       // Sticky placement: an idle thread with the lowest id gets the task. With more threads than
       // cores (the coordinator runs at most `cores` tasks at once) the same threads then do the
       // work step after step and keep their caches warm; the others are warm standbys that take
@@ -60,6 +71,9 @@ export class ThreadPool {
       },
       workerData,
     });
+    // threads that finished starting (piscina's workerCreate fires when a thread is ready)
+    this.pool.on('workerCreate', (w: { id: number }) => { this.ready.add(w.id); });
+    this.pool.on('workerDestroy', (w: { id: number }) => { this.ready.delete(w.id); });
     // build every thread's replica now, in parallel (one warm-up task per idle thread), so the
     // first steps do not pay for it; tasks queue behind these in piscina
     this.warm = Promise.all(Array.from({ length: size }, () => this.pool.run({ warm: true }))).then(() => undefined, () => undefined);
@@ -73,11 +87,19 @@ export class ThreadPool {
     return this.pool.run(task, { transferList: [task.tokens.buffer as ArrayBuffer] }) as Promise<ThreadReply>;
   }
 
-  /** Test hook: terminate one live thread (as if it crashed). Piscina starts a replacement. */
-  killOne(): boolean {
-    const t = this.pool.threads[0];
-    if (!t) return false;
-    void t.terminate();
+  /** Thread ids of the threads that finished starting. */
+  private readonly ready = new Set<number>();
+
+  /**
+   * Test hook: terminate one started thread (as if it crashed); piscina starts a replacement.
+   * Only a thread that finished starting: piscina stops replacing threads for good once one dies
+   * during its start (its `workerFailsDuringBootstrap` rule), so a random kill of a starting
+   * thread would shrink the pool rather than test a crash.
+   */
+  killOne(pick = 0): boolean {
+    const live = this.pool.threads.filter((t) => this.ready.has(t.threadId));
+    if (live.length === 0) return false;
+    void live[pick % live.length].terminate();
     return true;
   }
 

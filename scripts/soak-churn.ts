@@ -1,0 +1,218 @@
+/**
+ * Churn soak (issue 10): a coordinator with up to `--threads` worker threads and `--ws` WebSocket
+ * worker processes (the real `vilm worker` CLI), where for `--minutes` workers are killed and join
+ * at random — a thread is terminated (piscina starts a replacement, which rebuilds its replica), a
+ * worker process gets SIGKILL and a new one is started a moment later. Then:
+ *
+ *  - exactness: the soak run is stopped at step S (as SIGTERM would: checkpoint, stop); the same
+ *    config run fault-free in one process to step S must give the same weightsSha256 — and the run
+ *    must have trained (loss fell, weights moved from their initial values);
+ *  - memory: the coordinator's RSS at the end within `--rss-tolerance` (10 %) of its RSS after the
+ *    first minute (`--rss-after`);
+ *  - liveness: a separate process polls the coordinator's /healthz every 50 ms throughout; its
+ *    worst and 99th-percentile answer times, and the coordinator's event-loop delay (the loop that
+ *    reads the heartbeats), against 100 ms. Checked while training (first step to the stop); the
+ *    start (module loading, backend, replicas) is reported apart. The worker processes run at
+ *    nice +5: they stand for other machines (see startWorker).
+ *
+ *   npx tsx scripts/soak-churn.ts [--threads 16] [--ws 16] [--minutes 5] [--rss-after 60] [--json PATH]
+ *   npx tsx scripts/soak-churn.ts --threads 4 --ws 4 --minutes 0.75 --rss-after 15   # the short version (a test runs it)
+ *
+ * The model is the real one at configs/test.yaml's size, with `train.micro_shards` raised to the
+ * fleet's size so every worker has tasks; data: the sample corpus, prepared in a temp directory.
+ * Prints a table and writes JSON (default bench-results/soak-churn.json). Exit 1 when a check fails.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { setPriority, tmpdir } from 'node:os';
+import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { applyOverrides, loadConfig } from '../src/config/index.ts';
+import { buildLayout, initParams } from '../src/model/layout.ts';
+import { weightsSha256 } from '../src/train/checkpoint.ts';
+import { runTrainingLoop, type StopSignal } from '../src/train/loop.ts';
+import { serveCoordinatorMetrics } from '../src/metrics/coordinator.ts';
+import type { Coordinator } from '../src/fleet/coordinator/coordinator.ts';
+import { writeFileAtomic } from '../src/util/atomic.ts';
+import { setQuiet } from '../src/util/log.ts';
+import { Rng } from '../src/util/rng.ts';
+import { preparedData } from '../test/support/fixtures.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    threads: { type: 'string', default: '16' },
+    ws: { type: 'string', default: '16' },
+    minutes: { type: 'string', default: '5' },
+    'rss-after': { type: 'string', default: '60' },
+    'rss-tolerance': { type: 'string', default: '0.10' },
+    'latency-limit-ms': { type: 'string', default: '100' },
+    seed: { type: 'string', default: '1' },
+    json: { type: 'string', default: 'bench-results/soak-churn.json' },
+  },
+});
+const THREADS = Number(args.threads), WS = Number(args.ws), MINUTES = Number(args.minutes);
+const RSS_AFTER_S = Number(args['rss-after']), RSS_TOL = Number(args['rss-tolerance']), LIMIT_MS = Number(args['latency-limit-ms']);
+for (const [k, v] of Object.entries({ threads: THREADS, ws: WS, minutes: MINUTES, 'rss-after': RSS_AFTER_S })) {
+  if (!Number.isFinite(v) || v < 0) throw new Error(`--${k}: expected a non-negative number`);
+}
+if (THREADS + WS < 2) throw new Error('--threads + --ws: at least 2 workers');
+if (RSS_AFTER_S >= MINUTES * 60) throw new Error('--rss-after must be inside the soak (--minutes)');
+
+const CLI = path.resolve('bin/vilm.js');
+const WORKER_NICE = 5;
+const root = mkdtempSync(path.join(tmpdir(), 'vilm-soak-'));
+const rng = new Rng(Number(args.seed));
+const deadline = (ms: number, what: string) => new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`${what}: no answer in ${ms / 1000} s`)), ms).unref());
+
+/** Polls http://127.0.0.1:PORT/healthz every 50 ms in its own process; prints the latencies as JSON on SIGTERM. */
+const POLLER = `
+const port = process.argv[1]; const lat = []; const slow = []; let failed = 0; let stop = false;
+process.on('SIGTERM', () => { stop = true; });
+(async () => {
+  while (!stop) {
+    const t0 = performance.now();
+    try { const r = await fetch('http://127.0.0.1:' + port + '/healthz', { signal: AbortSignal.timeout(5000) }); await r.text(); if (!r.ok) failed++; }
+    catch { failed++; }
+    const ms = performance.now() - t0; lat.push(ms);
+    if (ms > ${LIMIT_MS}) slow.push([Date.now(), Math.round(ms)]);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  process.stdout.write(JSON.stringify({ lat, slow, failed }));
+})();`;
+
+interface Soak { stoppedAt: number; sha: string; losses: number[]; rssAfter: number; rssEnd: number; kills: { thread: number; ws: number }; joins: number;
+  healthz: { polls: number; failed: number; p50: number; p99: number; max: number; over: number; slowBeforeFirstStep: number[]; slowTraining: number[]; slowAfterStop: number[] };
+  loopDelayMaxMs: number; loopDelayP99Ms: number }
+
+async function soak(config: ReturnType<typeof loadConfig>, data: string): Promise<Soak> {
+  const metrics = await serveCoordinatorMetrics({ port: 0, host: '127.0.0.1' });
+  const poller = spawn(process.execPath, ['-e', POLLER, String(metrics.port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let pollOut = '';
+  poller.stdout!.on('data', (b: Buffer) => { pollOut += b.toString(); });
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  const stop: StopSignal = { requested: false };
+  const procs = new Set<ChildProcess>();
+  const losses: number[] = [];
+  const kills = { thread: 0, ws: 0 };
+  let joins = 0, rssAfter = 0, rssEnd = 0, port = 0, fleetRef: Coordinator | undefined;
+  let firstStepAt = Infinity, stopAt = Infinity;
+  const startWorker = () => {
+    const p = spawn(process.execPath, [CLI, 'worker', '--connect', `ws://127.0.0.1:${port}`, '--retry', '30', '--name', `soak-${joins}`], { stdio: 'ignore' });
+    // the worker processes stand for other machines: on this one they run a little behind the
+    // coordinator (nice +5), so a booting worker (seconds of CPU) does not take the core its
+    // event loop needs — what is measured is the coordinator's own work, not the harness's
+    if (p.pid !== undefined) try { setPriority(p.pid, WORKER_NICE); } catch { /* gone already */ }
+    joins++;
+    procs.add(p);
+    p.on('exit', () => procs.delete(p));
+  };
+  const t0 = Date.now();
+  let chaos: NodeJS.Timeout | undefined;
+  const run = runTrainingLoop({
+    config, dataDir: data, outDir: path.join(root, 'soak'), resume: false, backend: 'wasm', inProcess: false, threads: THREADS,
+    remote: WS > 0 ? { host: '127.0.0.1', port: 0 } : undefined, testSequences: 8, stopSignal: stop,
+    observers: [metrics.observer, { onStep: (e) => { losses.push(e.loss); firstStepAt = Math.min(firstStepAt, Date.now()); } }],
+    hooks: {
+      started: (fleet) => {
+        fleetRef = fleet;
+        metrics.markReady();
+        port = fleet.remote?.port ?? 0;
+        for (let i = 0; i < WS; i++) startWorker();
+        loopDelay.enable();
+        // the chaos: every 0.5–2 s, kill a thread or a worker process; dead processes are replaced 1–3 s later
+        const tick = () => {
+          const elapsed = (Date.now() - t0) / 1000;
+          if (!rssAfter && elapsed >= RSS_AFTER_S) { rssAfter = process.memoryUsage().rss; loopDelay.reset(); }
+          if (elapsed >= MINUTES * 60) {
+            rssEnd = process.memoryUsage().rss;
+            stopAt = Date.now();
+            stop.requested = true; stop.notify?.();
+            return;
+          }
+          const killThread = WS === 0 || (THREADS > 0 && rng.next() < 0.5);
+          if (killThread) {
+            if (fleetRef?.threadPool?.killOne(Math.floor(rng.next() * 1024))) kills.thread++;
+          } else if (procs.size > 0) {
+            const list = [...procs];
+            list[Math.floor(rng.next() * list.length)].kill('SIGKILL');
+            kills.ws++;
+            setTimeout(() => { if (!stop.requested) startWorker(); }, 1000 + rng.next() * 2000).unref();
+          }
+          chaos = setTimeout(tick, 500 + rng.next() * 1500);
+        };
+        chaos = setTimeout(tick, 2000);
+      },
+    },
+  });
+  const r = await Promise.race([run, deadline((MINUTES * 60 + 600) * 1000, 'soak run')]);
+  clearTimeout(chaos);
+  loopDelay.disable();
+  for (const p of procs) p.kill('SIGKILL');
+  poller.kill('SIGTERM');
+  await Promise.race([new Promise((res) => poller.on('exit', res)), deadline(10_000, 'healthz poller')]);
+  await metrics.close();
+  const { lat, slow, failed } = JSON.parse(pollOut) as { lat: number[]; slow: [number, number][]; failed: number };
+  // a slow answer's poll started ms before it ended
+  const phase = (lo: number, hi: number) => slow.filter(([end, ms]) => end - ms >= lo && end - ms < hi).map(([, ms]) => ms);
+  const sorted = [...lat].sort((a, b) => a - b);
+  const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
+  return {
+    stoppedAt: r.step, sha: r.weightsSha256, losses, rssAfter, rssEnd, kills, joins,
+    healthz: { polls: lat.length, failed, p50: q(0.5), p99: q(0.99), max: sorted[sorted.length - 1] ?? NaN, over: lat.filter((x) => x > LIMIT_MS).length,
+      slowBeforeFirstStep: phase(0, firstStepAt), slowTraining: phase(firstStepAt, stopAt), slowAfterStop: phase(stopAt, Infinity) },
+    loopDelayMaxMs: loopDelay.max / 1e6, loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
+  };
+}
+
+async function main(): Promise<void> {
+  setQuiet(true);
+  const data = preparedData(path.join(root, 'prep'));
+  const base = loadConfig('configs/test.yaml');
+  const shards = Math.max(4, THREADS + WS);
+  // long enough never to end on its own (the soak stops it); micro-shards so that every worker has work
+  const config = applyOverrides(base, [`train.steps=1000000`, `train.micro_shards=${shards}`, `train.batch_tokens=${shards * 128}`,
+    `train.max_micro_batch_tokens=128`, 'train.eval_every=200', 'train.checkpoint_every=100', 'train.log_every=1000000']);
+  const s = await soak(config, data);
+  // the fault-free run: one process, no churn, stopped at the same step
+  const ref = await runTrainingLoop({ config, dataDir: data, outDir: path.join(root, 'ref'), resume: false, backend: 'wasm', inProcess: true, threads: 0,
+    testSequences: 8, stopAt: s.stoppedAt });
+  const initial = weightsSha256(initParams(buildLayout(config.model), config.model, config.train.seed));
+  const head = s.losses.slice(0, 10), tail = s.losses.slice(-10);
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const rssChange = (s.rssEnd - s.rssAfter) / s.rssAfter;
+  const checks = {
+    sameBytes: ref.weightsSha256 === s.sha,
+    trained: s.sha !== initial && s.losses.length >= 20 && mean(tail) < mean(head),
+    churned: s.kills.thread + s.kills.ws >= Math.min(10, MINUTES * 20),
+    rss: Math.abs(rssChange) <= RSS_TOL,
+    // while training (first step to the stop); the start (backend, replicas, data) is reported apart
+    healthz: s.healthz.failed === 0 && s.healthz.slowTraining.length === 0,
+  };
+  const out = {
+    script: 'soak-churn', date: new Date().toISOString(), threads: THREADS, ws: WS, minutes: MINUTES, cpus: (await import('node:os')).cpus().length,
+    steps: s.stoppedAt, kills: s.kills, wsJoins: s.joins, weightsSha256: s.sha, faultFreeSha256: ref.weightsSha256,
+    lossFirst10: mean(head), lossLast10: mean(tail),
+    rssAfterMiB: s.rssAfter / 2 ** 20, rssEndMiB: s.rssEnd / 2 ** 20, rssChange, rssTolerance: RSS_TOL,
+    healthzMs: s.healthz, eventLoopDelayMs: { max: s.loopDelayMaxMs, p99: s.loopDelayP99Ms }, latencyLimitMs: LIMIT_MS, checks,
+  };
+  const f = (x: number, d = 1) => x.toFixed(d);
+  console.log(`churn soak: ${THREADS} threads + ${WS} WebSocket processes, ${MINUTES} min on ${out.cpus} CPUs`);
+  console.log(`| figure | value | check |\n| --- | ---: | --- |`);
+  console.log(`| steps (stopped at) | ${s.stoppedAt} | |`);
+  console.log(`| kills: threads / processes (joins) | ${s.kills.thread} / ${s.kills.ws} (${s.joins}) | ${checks.churned ? 'ok' : 'FAIL'} |`);
+  console.log(`| weights = fault-free run | ${s.sha.slice(0, 16)} vs ${ref.weightsSha256.slice(0, 16)} | ${checks.sameBytes ? 'ok' : 'FAIL'} |`);
+  console.log(`| loss, first 10 → last 10 steps | ${f(mean(head), 3)} → ${f(mean(tail), 3)} | ${checks.trained ? 'ok' : 'FAIL'} |`);
+  console.log(`| coordinator RSS after ${RSS_AFTER_S} s → end | ${f(out.rssAfterMiB)} → ${f(out.rssEndMiB)} MiB (${f(100 * rssChange)} %) | ${checks.rss ? 'ok' : 'FAIL'} (±${100 * RSS_TOL} %) |`);
+  const worst = (xs: number[]) => xs.length ? `${xs.length}, worst ${Math.max(...xs)} ms` : 'none';
+  console.log(`| /healthz p50 / p99 / max (${s.healthz.polls} polls, ${s.healthz.failed} failed) | ${f(s.healthz.p50)} / ${f(s.healthz.p99)} / ${f(s.healthz.max)} ms | |`);
+  console.log(`| /healthz answers over ${LIMIT_MS} ms while training | ${worst(s.healthz.slowTraining)} | ${checks.healthz ? 'ok' : 'FAIL'} |`);
+  console.log(`| ... before the first step / after the stop | ${worst(s.healthz.slowBeforeFirstStep)} / ${worst(s.healthz.slowAfterStop)} | |`);
+  console.log(`| event-loop delay p99 / max (after ${RSS_AFTER_S} s) | ${f(s.loopDelayP99Ms)} / ${f(s.loopDelayMaxMs)} ms | |`);
+  await writeFileAtomic(args.json!, JSON.stringify(out, null, 2) + '\n');
+  console.log(`wrote ${args.json}`);
+  rmSync(root, { recursive: true, force: true });
+  if (!Object.values(checks).every(Boolean)) process.exitCode = 1;
+}
+
+await main();
