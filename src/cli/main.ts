@@ -1,10 +1,17 @@
-import yargs from 'yargs';
 import type { Argv } from 'yargs';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { allCommands } from './commands/index.js';
 import { ioFailure, isUserError } from '../util/errors.js';
 import { setLogFormat, type LogFormat } from '../util/log.js';
+
+/**
+ * yargs through its CommonJS entry: the ES-module build ships a minimal text wrapper (cliui's
+ * index.mjs) that cuts words and examples at the column edge (`coord|inator`); the CommonJS build
+ * wraps at spaces with wrap-ansi and measures widths with string-width.
+ */
+const yargs = createRequire(import.meta.url)('yargs/yargs') as typeof import('yargs/yargs');
 
 /** vilm's version, from the package's own package.json (found from this file, not the cwd). */
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -14,7 +21,7 @@ const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.me
  * Errors caused by input print as one line (`vilm: …`) with a non-zero exit.
  */
 export function buildParser(argv: string[]): Argv {
-  let parser = yargs(argv)
+  let parser = (yargs(argv) as Argv)
     .scriptName('vilm')
     .usage('$0 <command> [options]')
     .option('log-format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'log lines as text or one JSON object per line', global: true })
@@ -25,7 +32,8 @@ export function buildParser(argv: string[]): Argv {
     .help()
     .alias('h', 'help')
     .version('version', 'show the vilm version', VERSION)
-    .wrap(Math.min(110, process.stdout.columns || 110))
+    // the terminal's width on a terminal (at most 120); piped or redirected, lines are not wrapped
+    .wrap(process.stdout.isTTY ? Math.min(120, process.stdout.columns || 80) : null)
     .fail((msg, err, y) => {
       if (err) throw err;
       process.stderr.write(`vilm: ${msg}\n(run with --help for usage)\n`);

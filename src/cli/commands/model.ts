@@ -1,5 +1,4 @@
 import { defineCommand, type AnyCommand } from '../define.js';
-import { loadConfig } from '../../config/index.js';
 import { buildLayout, summarize } from '../../model/layout.js';
 import { exportCommand } from './export.js';
 
@@ -13,7 +12,8 @@ const summary = defineCommand({
     .option('json', { type: 'boolean', default: false, describe: 'print {weightMatrices, other, total, breakdown} as JSON' })
     .example('$0 model summary', 'the seed model: 1,427,456 weight-matrix parameters')
     .example('$0 model summary --config configs/test.yaml --json', 'machine-readable'),
-  handler: (a) => {
+  handler: async (a) => {
+    const { loadConfig } = await import('../../config/index.js');
     const cfg = loadConfig(a.config);
     const s = summarize(buildLayout(cfg.model));
     if (a.json) { process.stdout.write(JSON.stringify(s, null, 2) + '\n'); return; }
@@ -32,9 +32,10 @@ const summary = defineCommand({
 export const modelCommands: AnyCommand[] = [
   {
     command: 'model <command>',
-    describe: 'inspect and export the model',
-    builder: (y) => y.command(summary).command(exportCommand).demandCommand(1),
+    describe: 'inspect the model (parameter counts)',
+    // `vilm model export …` still works for old scripts but is listed once, as `vilm export`
+    builder: (y) => y.command(summary).command({ ...exportCommand, describe: false }).demandCommand(1),
     handler: () => undefined,
   },
-  exportCommand, // also top level: `vilm export safetensors` (the issue's spelling)
+  exportCommand, // `vilm export safetensors` (the issue's spelling)
 ];
