@@ -5,12 +5,14 @@
  */
 import type { TrainerObserver } from '../events/index.js';
 import { runTrainingLoop, type StopSignal, type TrainLoopOptions } from '../train/loop.js';
-import type { RunConfig } from '../config/index.js';
+import { applyOverrides, loadConfig, type RunConfig } from '../config/index.js';
 import { openTrained } from '../export/model-source.js';
 import { UserError } from '../util/errors.js';
 import { log } from '../util/log.js';
-import { checkPort, resolveRunConfig, type CommonRunArgs } from './run-options.js';
+import { checkPort, type CommonRunArgs } from './run-options.js';
 import { installStopHandlers } from './signals.js';
+import { sampleData, timestamp } from '../start/sample-data.js';
+import path from 'node:path';
 
 /**
  * Exit codes of `vilm train` / `vilm coordinator` (README, "Exit codes"): 0 the run finished (or
@@ -23,6 +25,22 @@ export const EXIT_NO_WORKERS = 69;
 
 /** The loop options a command chooses itself; the rest comes from the shared flags. */
 export type FleetOptions = Pick<TrainLoopOptions, 'inProcess' | 'threads'> & Partial<Pick<TrainLoopOptions, 'minWorkers' | 'remote' | 'taskDeadlineMs' | 'noWorkerTimeoutMs'>>;
+
+/** The config file a run reads: --config, else the seed model's, else (no --data) the sample's. */
+export function configFileOf(a: CommonRunArgs): string {
+  return a.config ?? (a.data === undefined ? 'configs/sample.yaml' : 'configs/tiny.yaml');
+}
+
+export function resolveRunConfig(a: CommonRunArgs): RunConfig {
+  let cfg = loadConfig(configFileOf(a));
+  const sets = [...a.set];
+  if (a.optimizer) sets.push(`train.optimizer=${a.optimizer}`);
+  if (sets.length) cfg = applyOverrides(cfg, sets);
+  for (const [flag, v] of [['--steps', a.steps], ['--stop-at', a['stop-at']], ['--test-sequences', a['test-sequences']]] as const) {
+    if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new UserError(`${flag}: must be a non-negative integer, got ${v}`);
+  }
+  return cfg;
+}
 
 /** Prometheus metrics for a run when --metrics-port is given: observers, a ready hook and close(). */
 async function runMetrics(a: CommonRunArgs): Promise<{ observers: TrainerObserver[]; ready: () => void; close: () => Promise<void> }> {
@@ -45,15 +63,22 @@ function initFrom(source: string, config: RunConfig): Float32Array {
   return t.weights;
 }
 
-export async function runLoopCommand(a: CommonRunArgs, fleet: FleetOptions): Promise<void> {
+/**
+ * `command` names the default run folder: without --out a run writes runs/<command>-<time>/ (and
+ * says so); without --data it trains on the built-in sample, prepared once into vilm's cache.
+ */
+export async function runLoopCommand(a: CommonRunArgs, fleet: FleetOptions, command: 'train' | 'coordinator'): Promise<void> {
   const config = resolveRunConfig(a);
+  const dataDir = a.data ?? await sampleData(config);
+  const outDir = a.out ?? path.join('runs', `${command}-${timestamp()}`);
+  if (a.out === undefined) log.info(`no --out: writing the run to ${outDir}`);
   const initWeights = a.init !== undefined ? initFrom(a.init, config) : undefined;
   const stop: StopSignal = { requested: false };
   const off = installStopHandlers(stop);
   const metrics = await runMetrics(a);
   try {
     const r = await runTrainingLoop({
-      config, dataDir: a.data, outDir: a.out, resume: a.resume, fresh: a.fresh, steps: a.steps, stopAt: a['stop-at'],
+      config, dataDir, outDir, resume: a.resume, fresh: a.fresh, steps: a.steps, stopAt: a['stop-at'],
       backend: a.backend, tokenizerFile: a.tokenizer, testSequences: a['test-sequences'], initWeights,
       stopSignal: stop, observers: metrics.observers, hooks: { started: metrics.ready },
       ...fleet,

@@ -4,7 +4,6 @@
  */
 import type { Argv } from 'yargs';
 import { BACKEND_NAMES, type BackendName } from '../backend/registry.js';
-import { applyOverrides, loadConfig, type RunConfig } from '../config/index.js';
 import { OPTIMIZER_NAMES } from '../optim/registry.js';
 import { UserError } from '../util/errors.js';
 
@@ -16,9 +15,9 @@ export const backendOption = {
 } as const;
 
 export interface CommonRunArgs {
-  config: string;
-  data: string;
-  out: string;
+  config?: string;
+  data?: string;
+  out?: string;
   steps?: number;
   'stop-at'?: number;
   optimizer?: string;
@@ -35,9 +34,9 @@ export interface CommonRunArgs {
 
 export function commonRunOptions<T>(y: Argv<T>) {
   return y
-    .option('config', { type: 'string', default: 'configs/tiny.yaml', describe: 'run config YAML (model + train)' })
-    .option('data', { type: 'string', demandOption: true, describe: 'prepared data directory (output of vilm data prepare)' })
-    .option('out', { type: 'string', demandOption: true, describe: 'run directory: checkpoint.vilm, log.jsonl, final.json' })
+    .option('config', { type: 'string', defaultDescription: 'configs/tiny.yaml; configs/sample.yaml without --data', describe: 'run config YAML (model + train); a relative path not found here is looked up in the vilm package' })
+    .option('data', { type: 'string', defaultDescription: 'the built-in sample, prepared once into ~/.cache/vilm', describe: 'prepared data directory (output of vilm data prepare)' })
+    .option('out', { type: 'string', defaultDescription: 'runs/<command>-<time>', describe: 'run directory: checkpoint.vilm, log.jsonl, final.json' })
     .option('steps', { type: 'number', describe: 'total optimizer steps (overrides train.steps; also sets the LR schedule length)' })
     .option('stop-at', { type: 'number', describe: 'stop after this many steps with a checkpoint (resume later with --resume)' })
     .option('optimizer', { type: 'string', choices: OPTIMIZER_NAMES, describe: 'overrides train.optimizer' })
@@ -50,17 +49,6 @@ export function commonRunOptions<T>(y: Argv<T>) {
     .option('test-sequences', { type: 'number', describe: 'test-split sequences scored at the end, a fixed random sample (default: all, and the last validation point is then checked on the whole split)' })
     .option('metrics-port', { type: 'number', describe: 'serve Prometheus metrics on this port (/metrics, /healthz, /readyz; 0 = any)' })
     .option('metrics-host', { type: 'string', default: '127.0.0.1', describe: 'address for --metrics-port (0.0.0.0: every interface; the metrics name workers\' hosts)' });
-}
-
-export function resolveRunConfig(a: CommonRunArgs): RunConfig {
-  let cfg = loadConfig(a.config);
-  const sets = [...a.set];
-  if (a.optimizer) sets.push(`train.optimizer=${a.optimizer}`);
-  if (sets.length) cfg = applyOverrides(cfg, sets);
-  for (const [flag, v] of [['--steps', a.steps], ['--stop-at', a['stop-at']], ['--test-sequences', a['test-sequences']]] as const) {
-    if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new UserError(`${flag}: must be a non-negative integer, got ${v}`);
-  }
-  return cfg;
 }
 
 /** A TCP port flag: an integer in 0..65535 (0 = any free port). */

@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { UserError } from '../util/errors.js';
 import { log } from '../util/log.js';
@@ -187,7 +189,22 @@ export function validateConfig(raw: unknown, where: string): RunConfig {
   return { model, train: tr };
 }
 
+/** The package's own folder (where its `configs/` ships), whatever the current directory. */
+const PACKAGE_DIR = fileURLToPath(new URL('../../', import.meta.url));
+
+/**
+ * Where a config path points: the path itself when it exists, else — for a relative path such as
+ * the default `configs/tiny.yaml` — the same path inside the vilm package, so the built-in configs
+ * work from any directory and from an installed package.
+ */
+export function resolveConfigPath(file: string): string {
+  if (path.isAbsolute(file) || existsSync(file)) return file;
+  const shipped = path.join(PACKAGE_DIR, file);
+  return existsSync(shipped) ? shipped : file;
+}
+
 export function loadConfig(file: string): RunConfig {
+  file = resolveConfigPath(file);
   let text: string;
   try { text = readFileSync(file, 'utf8'); } catch (e) {
     throw new UserError(`${file}: cannot read config (${(e as NodeJS.ErrnoException).code ?? String(e)})`);

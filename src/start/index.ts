@@ -10,10 +10,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig, applyOverrides, type RunConfig } from '../config/index.js';
-import { cleanCorpus } from '../data/clean/index.js';
-import { readCorpus } from '../data/jsonl.js';
-import { prepareDataset, DEFAULT_BUCKETS } from '../data/prepare/prepare.js';
-import { trainTokenizer, saveTokenizer } from '../tokenizer/index.js';
+import { prepareCorpus, SAMPLE_CORPUS, timestamp } from './sample-data.js';
 import { runTrainingLoop, type StopSignal } from '../train/loop.js';
 import type { TrainerObserver } from '../events/index.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
@@ -25,7 +22,7 @@ import { UserError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import { progress } from '../util/progress.js';
 
-export const SAMPLE_CORPUS = 'data/sample';
+export { SAMPLE_CORPUS };
 
 export interface StartOptions {
   /** corpus JSONL files or folders of them; default: the built-in sample */
@@ -59,9 +56,6 @@ export function corpusFiles(inputs: string[]): string[] {
   return files;
 }
 
-function timestamp(): string {
-  return new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-}
 
 export async function runStart(o: StartOptions): Promise<{ runDir: string; sample: string }> {
   const usingSample = !o.corpus || o.corpus.length === 0;
@@ -74,28 +68,10 @@ export async function runStart(o: StartOptions): Promise<{ runDir: string; sampl
   const runDir = o.out ?? path.join('runs', `start-${timestamp()}`);
   if (existsSync(path.join(runDir, 'final.json'))) throw new UserError(`--out ${runDir}: already holds a finished run; choose another folder`);
   const dataDir = path.join(runDir, 'data');
-  log.info(`vilm start: corpus ${usingSample ? SAMPLE_CORPUS + ' (built-in sample)' : inputs.join(', ')}, config ${configFile}, run ${runDir}`);
+  log.info(`vilm start: corpus ${usingSample ? 'the built-in sample' : inputs.join(', ')}, config ${configFile}, run ${runDir}`);
 
-  // 1. clean
-  const cleanFile = path.join(dataDir, 'clean.jsonl');
-  const rep = await cleanCorpus(inputs, cleanFile, {});
-  log.info('cleaned', { docsIn: rep.docsIn, docsOut: rep.docsOut, charsIn: rep.charsIn, charsOut: rep.charsOut });
-
-  // 2. tokenizer
-  const tokFile = path.join(dataDir, 'tokenizer.json');
-  const texts = async function* () { for await (const d of readCorpus(cleanFile)) yield d.text; };
-  const tok = await trainTokenizer(texts(), { vocabSize });
-  await saveTokenizer(tok, tokFile);
-  log.info('tokenizer trained', { vocabSize: tok.vocabSize, file: tokFile });
-
-  // 3. split, sequences, buckets
-  const prepared = path.join(dataDir, 'prepared');
-  const prep = await prepareDataset({
-    inputs: [cleanFile], tokenizer: tok, tokenizerJson: tok.json, out: prepared, seed: cfg.train.seed,
-    maxLen: cfg.model.max_len, buckets: [...DEFAULT_BUCKETS],
-  });
-  const m = prep.manifest;
-  log.info('prepared', { train: m.splits.train.sequences, validation: m.splits.validation.sequences, test: m.splits.test.sequences, paddingWaste: m.paddingWaste });
+  // 1–3. clean, tokenizer, split/sequences/buckets
+  const prepared = await prepareCorpus(inputs, dataDir, { vocabSize, maxLen: cfg.model.max_len, seed: cfg.train.seed });
 
   // 4. train: a coordinator with N local worker threads, progress bar on a TTY
   const steps = o.steps ?? cfg.train.steps;

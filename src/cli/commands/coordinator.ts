@@ -1,7 +1,6 @@
 /** `vilm coordinator` (also the `coordinator` bin): the training loop with a fleet of workers. */
 import { defineCommand } from '../define.js';
 import { checkPort, commonRunOptions } from '../run-options.js';
-import { runLoopCommand } from '../run-loop.js';
 import { readTokenFile } from '../token-file.js';
 import { UserError } from '../../util/errors.js';
 
@@ -19,10 +18,12 @@ export const coordinatorCommand = defineCommand({
     .option('min-workers', { type: 'number', describe: 'wait until this many workers are connected before the first step (default 1)' })
     .option('wait-workers', { type: 'number', describe: 'seconds to wait when every worker is gone before giving up (default: forever)' })
     .option('task-deadline', { type: 'number', default: 300, describe: 'seconds before an unanswered task is also given to another worker' })
+    .example('$0 coordinator --workers 8', '8 local threads on the built-in sample, into runs/coordinator-<time>')
     .example('$0 coordinator --workers 8 --config configs/tiny.yaml --data runs/data --out runs/tiny', '8 local threads')
     .example('$0 coordinator --workers 0 --min-workers 2 --host 0.0.0.0 --token-file secret.txt --data runs/data --out runs/r', 'remote workers only')
     .example('$0 worker --connect ws://10.0.0.5:7070 --token-file secret.txt', '…on each worker machine'),
   handler: async (a) => {
+    const { runLoopCommand } = await import('../run-loop.js');
     const workers = a.workers;
     if (!Number.isInteger(workers) || workers < 0) throw new UserError(`--workers: must be a non-negative integer, got ${workers}`);
     const port = checkPort('--port', a.port);
@@ -35,6 +36,6 @@ export const coordinatorCommand = defineCommand({
       remote: a['local-only'] ? undefined : { host: a.host, port, token, tlsCert: a['tls-cert'], tlsKey: a['tls-key'] },
       taskDeadlineMs: a['task-deadline'] * 1000,
       noWorkerTimeoutMs: a['wait-workers'] !== undefined ? a['wait-workers'] * 1000 : undefined,
-    });
+    }, 'coordinator');
   },
 });

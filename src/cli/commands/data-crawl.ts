@@ -1,10 +1,8 @@
 import type { Argv } from 'yargs';
 import { defineCommand } from '../define.js';
 import { UserError } from '../../util/errors.js';
-import { crawlDump, type CrawlSummary } from '../../data/crawl/dump.js';
-import { crawlApi } from '../../data/crawl/mediawiki.js';
-import { crawlHf, DEFAULT_HF_ENDPOINT } from '../../data/crawl/hf.js';
-import { DEFAULT_USER_AGENT } from '../../data/crawl/http.js';
+import type { CrawlSummary } from '../../data/crawl/dump.js';
+import { DEFAULT_HF_ENDPOINT, DEFAULT_USER_AGENT } from '../../data/crawl/http.js';
 
 /** Options shared by the HTTP sources: politeness, retries, resume. */
 function httpOptions<T>(y: Argv<T>) {
@@ -56,6 +54,8 @@ const wikipedia = defineCommand({
     .example('$0 data crawl wikipedia --dump viwiki-latest-pages-articles-multistream.xml.bz2 --out runs/viwiki.jsonl', 'the whole dump, streamed')
     .example('$0 data crawl wikipedia --api https://vi.wikipedia.org/w/api.php --category "Sông Việt Nam" --out runs/song.jsonl --rate 1', 'one category through the API')),
   handler: async (a) => {
+    const { crawlDump } = await import('../../data/crawl/dump.js');
+    const { crawlApi } = await import('../../data/crawl/mediawiki.js');
     await withInterrupt((signal) => {
       if (a.dump) return crawlDump({ dump: a.dump, out: a.out, resume: a.resume, source: a.source, maxDocs: a['max-docs'], decompressor: a.decompressor, signal });
       if (!a.api) throw new UserError('give --dump or --api');
@@ -86,6 +86,7 @@ const hf = defineCommand({
     .option('json', { type: 'boolean', default: false, describe: 'print the summary as JSON on stdout' })
     .example('$0 data crawl hf --dataset wikimedia/wikipedia --config 20231101.vi --out runs/hf-viwiki.jsonl', 'Parquet shards of a config')),
   handler: async (a) => {
+    const { crawlHf } = await import('../../data/crawl/hf.js');
     await withInterrupt((signal) => crawlHf({
       dataset: a.dataset, config: a.config, split: a.split, column: a.column, titleColumn: a['title-column'],
       endpoint: a.endpoint, via: a.via, token: a.token, out: a.out, resume: a.resume, maxDocs: a['max-docs'],

@@ -13,10 +13,6 @@ import { availableParallelism } from 'node:os';
 import { defineCommand } from '../define.js';
 import { cleanText } from '../../data/clean/index.js';
 import { readCorpus } from '../../data/jsonl.js';
-import { openTrained } from '../../export/model-source.js';
-import { evaluateIds, parseIds, scoreDocuments } from '../../train/eval.js';
-import { checkpointTokenizer, openModel } from '../../train/open-model.js';
-import { SequenceScorer } from '../../train/parallel-eval.js';
 import { UserError } from '../../util/errors.js';
 import { log } from '../../util/log.js';
 import { progress } from '../../util/progress.js';
@@ -68,6 +64,10 @@ export const evalCommand = defineCommand({
     .example('$0 eval --checkpoint runs/tiny --in test.jsonl --workers 4', 'score on 4 threads (same numbers as --workers 1)')
     .example("$0 eval --checkpoint runs/tiny --ids '[1,523,77,9]'", 'mean next-token loss of that sequence'),
   handler: async (a) => {
+    const { openTrained } = await import('../../export/model-source.js');
+    const { evaluateIds, parseIds, scoreDocuments } = await import('../../train/eval.js');
+    const { checkpointTokenizer, openModel } = await import('../../train/open-model.js');
+    const { SequenceScorer } = await import('../../train/parallel-eval.js');
     if (a.in === undefined && a.ids === undefined) throw new UserError('eval: give --in FILE.jsonl or --ids JSON');
     const ck = openTrained(a.checkpoint);
     // check the inputs before starting the backend

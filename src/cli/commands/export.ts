@@ -1,10 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { defineCommand, type AnyCommand } from '../define.js';
-import { loadTokenizer } from '../../tokenizer/index.js';
 import { UserError } from '../../util/errors.js';
-import { loadCheckpoint } from '../../train/checkpoint.js';
 import { log } from '../../util/log.js';
-import { exportSafetensors } from '../../export/index.js';
 
 const safetensors = defineCommand({
   command: 'safetensors',
@@ -17,6 +14,9 @@ const safetensors = defineCommand({
     .example('$0 export safetensors --checkpoint runs/tiny --out runs/tiny/hf', 'float32 weights')
     .example('$0 export safetensors --checkpoint runs/tiny --out models/mine --dtype f16', 'half-size weights; usable by eval, predict and train --init'),
   handler: async (a) => {
+    const { loadTokenizer } = await import('../../tokenizer/index.js');
+    const { loadCheckpoint } = await import('../../train/checkpoint.js');
+    const { exportSafetensors } = await import('../../export/index.js');
     const ck = loadCheckpoint(a.checkpoint);
     if (a.tokenizer !== undefined) {
       loadTokenizer(a.tokenizer); // validates the file (one-line error naming it)

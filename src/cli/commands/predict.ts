@@ -19,9 +19,6 @@
  */
 import { defineCommand } from '../define.js';
 import { cleanText } from '../../data/clean/index.js';
-import { openTrained } from '../../export/model-source.js';
-import { checkSampleOptions, fitPrompt, generate, nextTokens, promptCutNote } from '../../train/generate.js';
-import { openModel } from '../../train/open-model.js';
 import { showToken } from '../../train/utf8-stream.js';
 import { log } from '../../util/log.js';
 import { UserError } from '../../util/errors.js';
@@ -47,6 +44,9 @@ export const predictCommand = defineCommand({
     .example('$0 predict --checkpoint runs/tiny --prompt "Hà Nội" --temperature 0', 'greedy')
     .example('$0 predict --checkpoint runs/tiny --prompt "Hà Nội là" --top-next 10', 'the 10 most likely next tokens'),
   handler: async (a) => {
+    const { openTrained } = await import('../../export/model-source.js');
+    const { checkSampleOptions, fitPrompt, generate, nextTokens, promptCutNote } = await import('../../train/generate.js');
+    const { openModel } = await import('../../train/open-model.js');
     const opts = { maxTokens: a['max-tokens'], temperature: a.temperature, topK: a['top-k'], topP: a['top-p'], seed: a.seed };
     checkSampleOptions(opts);
     if (!Number.isInteger(opts.seed)) throw new UserError(`--seed must be an integer, got ${opts.seed}`);

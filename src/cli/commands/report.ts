@@ -1,5 +1,4 @@
 import { defineCommand } from '../define.js';
-import { writeReports } from '../../report/index.js';
 
 export const reportCommand = defineCommand({
   command: 'report <runs..>',
@@ -14,6 +13,7 @@ export const reportCommand = defineCommand({
     .example('$0 report runs/adam runs/lion --labels adam,lion --references refs.json', 'compare two runs: report-compare.html, .json and -time-to-quality.svg')
     .strict(),
   handler: async (a) => {
+    const { writeReports } = await import('../../report/index.js');
     const labels = a.labels === undefined ? undefined : a.labels.split(',').map((l) => l.trim());
     const files = await writeReports(a.runs.map(String), { out: a.out, references: a.references, labels });
     process.stdout.write([files.html, files.json, files.svg].filter((f): f is string => f !== null).join('\n') + '\n');

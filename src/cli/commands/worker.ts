@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { defineCommand } from '../define.js';
 import { checkPort } from '../run-options.js';
 import { readTokenFile } from '../token-file.js';
-import { runRemoteWorker, type RemoteWorkerEvents } from '../../fleet/worker/remote-worker.js';
+import type { RemoteWorkerEvents } from '../../fleet/worker/remote-worker.js';
 import { log } from '../../util/log.js';
 import { UserError } from '../../util/errors.js';
 
@@ -23,6 +23,7 @@ export const workerCommand = defineCommand({
     .example('$0 worker --connect wss://trainer:7070 --token-file secret.txt --tls-ca cert.pem', 'authenticated, over TLS')
     .example('$0 worker --connect ws://10.0.0.5:7070 --token-file secret.txt --threads 16', 'a 16-core machine as 16 workers'),
   handler: async (a) => {
+    const { runRemoteWorker } = await import('../../fleet/worker/remote-worker.js');
     const name = a.name ?? `${hostname()}-${process.pid}`;
     let events: RemoteWorkerEvents | undefined;
     let close = async () => undefined as void;

@@ -2,7 +2,7 @@ import { asyncBufferFromUrl, parquetMetadataAsync, parquetRead, parquetSchema, t
 import { UserError } from '../../util/errors.js';
 import { log } from '../../util/log.js';
 import { progress } from '../../util/progress.js';
-import { CrawlInterrupted, HttpClient, type HttpOptions } from './http.js';
+import { CrawlInterrupted, DEFAULT_HF_ENDPOINT, HttpClient, type HttpOptions } from './http.js';
 import { CrawlOutput, type CrawlDoc } from './output.js';
 import { stopAfterError, type CrawlSummary } from './dump.js';
 
@@ -17,7 +17,7 @@ import { stopAfterError, type CrawlSummary } from './dump.js';
  *
  * The resume cursor is the next row offset (rows) or the shard, row and global row index (parquet).
  */
-export const DEFAULT_HF_ENDPOINT = 'https://datasets-server.huggingface.co';
+export { DEFAULT_HF_ENDPOINT };
 const ROWS_PAGE = 100; // the /rows maximum
 
 export interface HfCrawlOptions extends HttpOptions {

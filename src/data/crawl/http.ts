@@ -178,3 +178,6 @@ async function errorDetail(res: Response): Promise<string> {
   const line = body.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim();
   return line.length > 120 ? line.slice(0, 117) + '…' : line;
 }
+
+/** The Hugging Face dataset viewer API (`vilm data crawl hf --endpoint`). */
+export const DEFAULT_HF_ENDPOINT = 'https://datasets-server.huggingface.co';
