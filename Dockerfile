@@ -10,9 +10,11 @@ ENV NODE_ENV=production
 
 # Dependencies first (cached layer). Optional @tensorflow/tfjs-node is tried; without it vilm uses wasm.
 COPY package.json package-lock.json ./
+COPY scripts/build.mjs ./scripts/
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
-# Sources run through tsx (a runtime dependency): no build step.
+# Sources run through tsx (a runtime dependency): a production install has no TypeScript to build
+# lib/ with (scripts/build.mjs says so and skips).
 COPY tsconfig.json ./
 COPY bin ./bin
 COPY src ./src

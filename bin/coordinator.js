@@ -1,6 +1,4 @@
 #!/usr/bin/env node
-// Thin launcher: registers the tsx loader so the TypeScript sources run without a build step.
-import { register } from 'tsx/esm/api';
-register();
-const { main } = await import('../src/cli/main.ts');
-await main(['coordinator', ...process.argv.slice(2)]);
+// `coordinator …` = `vilm coordinator …` (see ./launch.js).
+import { launch } from './launch.js';
+await launch(['coordinator', ...process.argv.slice(2)]);

@@ -1,6 +1,4 @@
 #!/usr/bin/env node
-// Thin launcher: registers the tsx loader so the TypeScript sources run without a build step.
-import { register } from 'tsx/esm/api';
-register();
-const { main } = await import('../src/cli/main.ts');
-await main(process.argv.slice(2));
+// `vilm …`: see ./launch.js (compiled lib/ when current, else the TypeScript sources via tsx).
+import { launch } from './launch.js';
+await launch(process.argv.slice(2));

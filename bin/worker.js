@@ -1,6 +1,4 @@
 #!/usr/bin/env node
-// Thin launcher: registers the tsx loader so the TypeScript sources run without a build step.
-import { register } from 'tsx/esm/api';
-register();
-const { main } = await import('../src/cli/main.ts');
-await main(['worker', ...process.argv.slice(2)]);
+// `worker …` = `vilm worker …` (see ./launch.js).
+import { launch } from './launch.js';
+await launch(['worker', ...process.argv.slice(2)]);

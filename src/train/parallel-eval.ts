@@ -183,7 +183,9 @@ export class SequenceScorer {
     weights.set(o.weights);
     const workerData: EvalThreadData = { model: o.model, backend: o.backend, weights: sab, replicaModule: o.replicaModule };
     const pool = new Piscina({
-      filename: process.env.VILM_EVAL_THREAD_ENTRY ?? new URL('./eval-thread-entry.mjs', import.meta.url).href,
+      // compiled (lib/): the module itself; from the sources: the entry that registers tsx first
+      filename: process.env.VILM_EVAL_THREAD_ENTRY
+        ?? new URL(import.meta.url.endsWith('.js') ? './eval-thread.js' : './eval-thread-entry.mjs', import.meta.url).href,
       minThreads: o.threads, maxThreads: o.threads,
       concurrentTasksPerWorker: 1,
       // kept alive between calls until close()
