@@ -25,7 +25,7 @@ interface SoakJson {
 test('churn soak, short: random kills of threads and worker processes leave the bytes of a fault-free run', { timeout: 600_000 }, () => {
   const json = path.join(root, 'soak.json');
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/soak-churn.ts', '--threads', '2', '--ws', '2', '--minutes', '0.75',
-    '--rss-after', '10', '--json', json], { encoding: 'utf8', timeout: 540_000 });
+    '--rss-after', '10', '--kill-every', '1.5', '--json', json], { encoding: 'utf8', timeout: 540_000 });
   assert.ok(r.status === 0 || r.status === 1, `soak script crashed (status ${r.status}): ${r.stderr.slice(-2000)}`);
   const s = JSON.parse(readFileSync(json, 'utf8')) as SoakJson;
   assert.ok(s.kills.thread > 0 && s.kills.ws > 0, `kills: ${JSON.stringify(s.kills)}`);

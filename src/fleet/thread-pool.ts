@@ -74,8 +74,8 @@ export class ThreadPool {
     // threads that finished starting (piscina's workerCreate fires when a thread is ready)
     this.pool.on('workerCreate', (w: { id: number }) => { this.ready.add(w.id); });
     this.pool.on('workerDestroy', (w: { id: number }) => { this.ready.delete(w.id); });
-    // build every thread's replica now, in parallel (one warm-up task per idle thread), so the
-    // first steps do not pay for it; tasks queue behind these in piscina
+    // every thread builds its replica while it starts (thread-worker.ts), in parallel; one warm-up
+    // task per thread waits for them, so the first steps do not pay for it (tasks queue behind)
     this.warm = Promise.all(Array.from({ length: size }, () => this.pool.run({ warm: true }))).then(() => undefined, () => undefined);
   }
 
@@ -89,6 +89,9 @@ export class ThreadPool {
 
   /** Thread ids of the threads that finished starting. */
   private readonly ready = new Set<number>();
+
+  /** How many threads have finished starting (replacements of killed ones count once started). */
+  get readyThreads(): number { return this.ready.size; }
 
   /**
    * Test hook: terminate one started thread (as if it crashed); piscina starts a replacement.

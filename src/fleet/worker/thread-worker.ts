@@ -25,7 +25,12 @@ export interface ThreadWorkerData {
 const data = workerData as ThreadWorkerData;
 const weights = new Float32Array(data.weights);
 const control = new Int32Array(data.control);
-let model: Promise<LanguageModel> | undefined;
+// The replica is built while the thread starts (piscina counts a thread as started once this
+// module has loaded), so a started thread is a warm one — a replacement for a crashed thread too.
+// A failure is kept for the first task to report (a thread failing at start would make piscina
+// stop replacing threads).
+const model: Promise<LanguageModel> = loadReplicaModule(data.replicaModule).then((m) => m.createReplica(data.spec));
+await model.catch(() => undefined);
 
 /** Transfers the result's buffers instead of structured-cloning them. */
 class MovedReply {
@@ -38,9 +43,8 @@ class MovedReply {
   get [valueSymbol](): ThreadReply { return this.reply; }
 }
 
-/** `{ warm: true }`: build the replica now (the pool sends one to every thread at start). */
+/** `{ warm: true }`: wait for the replica (the pool sends one to every thread at start). */
 export default async function run(task: TaskMsg | { warm: true }): Promise<MovedReply | ThreadReply | null> {
-  model ??= loadReplicaModule(data.replicaModule).then((m) => m.createReplica(data.spec));
   const m = await model;
   if (!('taskId' in task)) return null;
   const before = Atomics.load(control, 0);
