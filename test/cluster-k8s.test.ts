@@ -88,9 +88,23 @@ function volumeFor(m: Manifest, c: IContainer, file: string): { volume: IVolume;
   assert.ok(volume, `${m.file}: volumeMount ${mount.name} has no volume`);
   return { volume, key: file.slice(mount.mountPath.replace(/\/?$/, '/').length) };
 }
+/** Keys of a Secret: kustomization.yaml generates it (secretGenerator, from files that stay out of git). */
 function secretKeys(name: string): string[] {
-  const s = one('Secret', name).obj as { data?: Record<string, string>; stringData?: Record<string, string> };
-  return [...Object.keys(s.data ?? {}), ...Object.keys(s.stringData ?? {})];
+  const k = parseYaml(readFileSync(path.join(DIR, 'kustomization.yaml'), 'utf8')) as {
+    secretGenerator?: { name: string; files?: string[]; literals?: string[] }[]; generatorOptions?: { disableNameSuffixHash?: boolean };
+  };
+  const g = (k.secretGenerator ?? []).filter((x) => x.name === name);
+  assert.equal(g.length, 1, `kustomization.yaml generates no Secret ${name}`);
+  // without this the generated name gets a hash suffix (kustomize rewrites references; keep it plain and predictable)
+  assert.equal(k.generatorOptions?.disableNameSuffixHash, true);
+  const files = (g[0].files ?? []).map((f) => f.split('=')[0]);
+  // the token file must never be committed
+  for (const f of g[0].files ?? []) {
+    const file = path.join(DIR, f.includes('=') ? f.split('=')[1] : f);
+    const r = spawnSync('git', ['check-ignore', '-q', file]);
+    assert.equal(r.status, 0, `${file} is not git-ignored`);
+  }
+  return [...files, ...(g[0].literals ?? []).map((l) => l.split('=')[0])];
 }
 
 test('workers connect to the port and name the coordinator Service exposes; the Service selects the coordinator pod', () => {
@@ -210,4 +224,41 @@ test('container args only use flags the vilm CLI knows', async () => {
       assert.ok(flags.has(a), `${m.file}: vilm ${args[0]} has no flag ${a}`);
     }
   }
+});
+
+test('every pod passes the "restricted" Pod Security profile', () => {
+  for (const m of [one('Job', 'vilm-coordinator'), one('Deployment', 'vilm-worker')]) {
+    const spec = podSpec(m);
+    const psc = spec.securityContext ?? {};
+    assert.equal(psc.runAsNonRoot, true, `${m.file}: runAsNonRoot`);
+    assert.ok(Number.isInteger(psc.runAsUser) && psc.runAsUser! > 0, `${m.file}: a numeric non-root runAsUser`);
+    assert.equal(psc.seccompProfile?.type, 'RuntimeDefault', `${m.file}: seccompProfile`);
+    for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
+      const sc = c.securityContext ?? {};
+      assert.equal(sc.allowPrivilegeEscalation, false, `${m.file} ${c.name}: allowPrivilegeEscalation`);
+      assert.deepEqual(sc.capabilities?.drop, ['ALL'], `${m.file} ${c.name}: capabilities.drop`);
+      assert.ok(!sc.capabilities?.add?.length && sc.privileged !== true && sc.runAsUser !== 0, `${m.file} ${c.name}: no privileges`);
+    }
+    assert.ok(!spec.hostNetwork && !spec.hostPID && !spec.hostIPC, `${m.file}: host namespaces`);
+    assert.ok(!(spec.volumes ?? []).some((v) => v.hostPath), `${m.file}: hostPath volume`);
+  }
+});
+
+test("the workers' metrics: a headless Service the in-cluster Prometheus resolves, on the port the workers serve", () => {
+  const dep = one('Deployment', 'vilm-worker');
+  const svc = one('Service', 'vilm-workers');
+  const spec = svc.obj.spec as { clusterIP: string; selector: Record<string, string>; ports: { name: string; port: number; targetPort: string | number }[] };
+  assert.equal(spec.clusterIP, 'None');
+  for (const [k, v] of Object.entries(spec.selector)) assert.equal(podLabels(dep)[k], v, `Service selector ${k}`);
+  const c = containers(dep)[0];
+  const port = c.ports?.find((p) => p.name === 'metrics')?.containerPort;
+  assert.equal(Number(flag(c.args ?? [], '--metrics-port')), port);
+  assert.equal(flag(c.args ?? [], '--metrics-host'), '0.0.0.0');
+  assert.equal(spec.ports.find((p) => p.name === 'metrics')?.port, port);
+  const ann = (dep.obj.spec as { template: { metadata: { annotations: Record<string, string> } } }).template.metadata.annotations;
+  assert.equal(Number(ann['prometheus.io/port']), port);
+  const prom = parseYaml(readFileSync('cluster/prometheus/prometheus-k8s.yml', 'utf8')) as { scrape_configs: { job_name: string; dns_sd_configs: { names: string[]; port: number }[] }[] };
+  const sd = prom.scrape_configs.find((x) => x.job_name === 'vilm-worker')!.dns_sd_configs[0];
+  assert.deepEqual(sd.names, [svc.name]);
+  assert.equal(sd.port, port);
 });

@@ -9,7 +9,7 @@ export function readTokenFile(file: string | undefined): string | undefined {
     throw new UserError(`${file}: cannot read --token-file (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
   }
   if (t.length < 16) throw new UserError(`${file}: the token must be at least 16 characters`);
-  // the example value shipped in cluster/k8s/secret.yaml must never become a real secret
+  // the example value once shipped in cluster/k8s/secret.yaml (a placeholder) must never become a real secret
   if (t.startsWith('replace-me')) throw new UserError(`${file}: still the example token; make one with: openssl rand -hex 32`);
   return t;
 }
