@@ -126,3 +126,21 @@ test('every Grafana panel query returns data from a real Prometheus scraping a l
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('promtool check config accepts both Prometheus configurations in cluster/prometheus', { timeout: 300_000 }, () => {
+  const tools = ensurePrometheus();
+  if (!tools.ok) assert.fail(tools.reason);
+  const promtool: string = tools.promtool;
+  for (const f of ['cluster/prometheus/prometheus.yml', 'cluster/prometheus/prometheus-k8s.yml']) {
+    const r = spawnSync(promtool, ['check', 'config', f], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, `promtool check config ${f}:\n${r.stdout}${r.stderr}`);
+    assert.match(r.stdout + r.stderr, /SUCCESS/);
+  }
+  // the check is real: a misspelled field is refused
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'vilm-promtool-'));
+  const bad = path.join(dir, 'bad.yml');
+  writeFileSync(bad, readFileSync('cluster/prometheus/prometheus-k8s.yml', 'utf8').replace('scrape_interval:', 'scrape_intervall:'));
+  const refused: { status: number | null; stdout: string } = spawnSync(promtool, ['check', 'config', bad], { encoding: 'utf8', timeout: 60_000 });
+  rmSync(dir, { recursive: true, force: true });
+  assert.notEqual(refused.status, 0, refused.stdout);
+});
