@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { allCommands } from './commands/index.js';
 import { ioFailure, isUserError } from '../util/errors.js';
-import { setLogFormat, type LogFormat } from '../util/log.js';
+import { getLogFormat, log, setLogFormat, type LogFormat } from '../util/log.js';
 
 /**
  * yargs through its CommonJS entry: the ES-module build ships a minimal text wrapper (cliui's
@@ -36,7 +36,8 @@ export function buildParser(argv: string[]): Argv {
     .wrap(process.stdout.isTTY ? Math.min(120, process.stdout.columns || 80) : null)
     .fail((msg, err, y) => {
       if (err) throw err;
-      process.stderr.write(`vilm: ${msg}\n(run with --help for usage)\n`);
+      if (getLogFormat() === 'json') log.error(`vilm: ${msg}`, { exitCode: 2 });
+      else process.stderr.write(`vilm: ${msg}\n(run with --help for usage)\n`);
       void y;
       process.exit(2);
     });
@@ -45,15 +46,20 @@ export function buildParser(argv: string[]): Argv {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // --log-format json applies to errors found while parsing too (before yargs' middleware runs)
+  const lf = argv.findIndex((x) => x === '--log-format' || x.startsWith('--log-format='));
+  if (lf >= 0 && (argv[lf].endsWith('=json') || argv[lf + 1] === 'json')) setLogFormat('json');
   try {
     await buildParser(argv).parseAsync();
   } catch (e) {
     const err = isUserError(e) ? e : ioFailure(e);
     if (err) {
-      process.stderr.write(`vilm: ${err.message}\n`);
+      if (getLogFormat() === 'json') log.error(`vilm: ${err.message}`, { exitCode: err.exitCode });
+      else process.stderr.write(`vilm: ${err.message}\n`);
       process.exit(err.exitCode);
     }
-    process.stderr.write(`vilm: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
+    if (getLogFormat() === 'json') log.error(`vilm: internal error: ${(e as Error)?.message ?? String(e)}`, { exitCode: 70, stack: (e as Error)?.stack });
+    else process.stderr.write(`vilm: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
     process.exit(70);
   }
 }

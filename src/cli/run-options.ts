@@ -6,6 +6,7 @@ import type { Argv } from 'yargs';
 import { BACKEND_NAMES, type BackendName } from '../backend/registry.js';
 import { OPTIMIZER_NAMES } from '../optim/registry.js';
 import { UserError } from '../util/errors.js';
+import { fromEnv } from './env-defaults.js';
 
 /** `--backend`: 'auto' or a registered backend (src/backend/registry.ts). */
 export const backendOption = {
@@ -47,8 +48,8 @@ export function commonRunOptions<T>(y: Argv<T>) {
     .option('tokenizer', { type: 'string', describe: 'tokenizer.json for bits per byte (default: DATA/tokenizer.json)' })
     .option('init', { type: 'string', describe: 'start from these weights (checkpoint, run or exported directory; model config must match); optimizer state fresh' })
     .option('test-sequences', { type: 'number', describe: 'test-split sequences scored at the end, a fixed random sample (default: all, and the last validation point is then checked on the whole split)' })
-    .option('metrics-port', { type: 'number', describe: 'serve Prometheus metrics on this port (/metrics, /healthz, /readyz; 0 = any)' })
-    .option('metrics-host', { type: 'string', default: '127.0.0.1', describe: 'address for --metrics-port (0.0.0.0: every interface; the metrics name workers\' hosts)' });
+    .option('metrics-port', fromEnv('metrics-port', { type: 'number', describe: 'serve Prometheus metrics on this port (/metrics, /healthz, /readyz; 0 = any)' }))
+    .option('metrics-host', fromEnv('metrics-host', { type: 'string', default: '127.0.0.1', describe: 'address for --metrics-port (0.0.0.0: every interface; the metrics name workers\' hosts)' }));
 }
 
 /** A TCP port flag: an integer in 0..65535 (0 = any free port). */

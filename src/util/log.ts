@@ -5,10 +5,12 @@
 export type LogFormat = 'text' | 'json';
 export type LogFields = Record<string, string | number | boolean | null | undefined>;
 
-let format: LogFormat = 'text';
+// VILM_LOG_FORMAT carries --log-format into worker threads (they copy the process's environment
+// when they start and have their own copy of this module), so their lines are JSON too
+let format: LogFormat = process.env.VILM_LOG_FORMAT === 'json' ? 'json' : 'text';
 let quiet = false;
 
-export function setLogFormat(f: LogFormat): void { format = f; }
+export function setLogFormat(f: LogFormat): void { format = f; process.env.VILM_LOG_FORMAT = f; }
 export function getLogFormat(): LogFormat { return format; }
 export function setQuiet(q: boolean): void { quiet = q; }
 

@@ -1,6 +1,7 @@
 /** `vilm coordinator` (also the `coordinator` bin): the training loop with a fleet of workers. */
 import { defineCommand } from '../define.js';
 import { checkPort, commonRunOptions } from '../run-options.js';
+import { fromEnv } from '../env-defaults.js';
 import { readTokenFile } from '../token-file.js';
 import { UserError } from '../../util/errors.js';
 
@@ -8,13 +9,13 @@ export const coordinatorCommand = defineCommand({
   command: 'coordinator',
   describe: 'train with local worker threads and remote WebSocket workers (exact: same bytes as vilm train)',
   builder: (y) => commonRunOptions(y)
-    .option('workers', { type: 'number', default: 2, describe: 'local worker threads (piscina), each with its own model replica' })
-    .option('host', { type: 'string', default: '127.0.0.1', describe: 'address for remote workers (without --token-file only 127.0.0.1)' })
-    .option('port', { type: 'number', default: 7070, describe: 'WebSocket port for remote workers (0: any free port, printed)' })
+    .option('workers', fromEnv('workers', { type: 'number', default: 2, describe: 'local worker threads (piscina), each with its own model replica' }))
+    .option('host', fromEnv('host', { type: 'string', default: '127.0.0.1', describe: 'address for remote workers (without --token-file only 127.0.0.1)' }))
+    .option('port', fromEnv('port', { type: 'number', default: 7070, describe: 'WebSocket port for remote workers (0: any free port, printed)' }))
     .option('local-only', { type: 'boolean', default: false, describe: 'do not accept remote workers' })
-    .option('token-file', { type: 'string', describe: 'shared secret for worker authentication (HMAC challenge–response)' })
-    .option('tls-cert', { type: 'string', describe: 'PEM certificate: serve wss://' })
-    .option('tls-key', { type: 'string', describe: 'PEM private key for --tls-cert' })
+    .option('token-file', fromEnv('token-file', { type: 'string', describe: 'shared secret for worker authentication (HMAC challenge–response)' }))
+    .option('tls-cert', fromEnv('tls-cert', { type: 'string', describe: 'PEM certificate: serve wss://' }))
+    .option('tls-key', fromEnv('tls-key', { type: 'string', describe: 'PEM private key for --tls-cert' }))
     .option('min-workers', { type: 'number', describe: 'wait until this many workers are connected before the first step (default 1)' })
     .option('wait-workers', { type: 'number', describe: 'seconds to wait when every worker is gone before giving up (default: forever)' })
     .option('task-deadline', { type: 'number', default: 300, describe: 'seconds before an unanswered task is also given to another worker' })

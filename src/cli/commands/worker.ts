@@ -2,6 +2,7 @@
 import { hostname } from 'node:os';
 import { defineCommand } from '../define.js';
 import { checkPort } from '../run-options.js';
+import { fromEnv } from '../env-defaults.js';
 import { readTokenFile } from '../token-file.js';
 import type { RemoteWorkerEvents } from '../../fleet/worker/remote-worker.js';
 import { log } from '../../util/log.js';
@@ -11,14 +12,14 @@ export const workerCommand = defineCommand({
   command: 'worker',
   describe: 'a remote worker: connect to a coordinator and compute micro-shard gradients',
   builder: (y) => y
-    .option('connect', { type: 'string', demandOption: true, describe: 'coordinator URL, ws://HOST:PORT or wss://HOST:PORT' })
-    .option('token-file', { type: 'string', describe: 'the shared secret the coordinator was started with' })
-    .option('tls-ca', { type: 'string', describe: 'PEM CA/certificate to trust for wss:// (self-signed coordinator)' })
-    .option('name', { type: 'string', describe: 'worker name in logs and metrics (default HOST-PID)' })
-    .option('threads', { type: 'number', default: 1, describe: 'connections to open, each computing in its own thread with its own replica (use the cores of a bigger machine)' })
+    .option('connect', fromEnv('connect', { type: 'string', demandOption: true, describe: 'coordinator URL, ws://HOST:PORT or wss://HOST:PORT' }))
+    .option('token-file', fromEnv('token-file', { type: 'string', describe: 'the shared secret the coordinator was started with' }))
+    .option('tls-ca', fromEnv('tls-ca', { type: 'string', describe: 'PEM CA/certificate to trust for wss:// (self-signed coordinator)' }))
+    .option('name', fromEnv('name', { type: 'string', describe: 'worker name in logs and metrics (default HOST-PID)' }))
+    .option('threads', fromEnv('threads', { type: 'number', default: 1, describe: 'connections to open, each computing in its own thread with its own replica (use the cores of a bigger machine)' }))
     .option('retry', { type: 'number', default: 60, describe: 'seconds to keep retrying a refused or lost connection' })
-    .option('metrics-port', { type: 'number', describe: "serve this worker's own Prometheus metrics (vilm_remote_*) on this port" })
-    .option('metrics-host', { type: 'string', default: '127.0.0.1', describe: 'address for --metrics-port (0.0.0.0: every interface)' })
+    .option('metrics-port', fromEnv('metrics-port', { type: 'number', describe: "serve this worker's own Prometheus metrics (vilm_remote_*) on this port" }))
+    .option('metrics-host', fromEnv('metrics-host', { type: 'string', default: '127.0.0.1', describe: 'address for --metrics-port (0.0.0.0: every interface)' }))
     .example('$0 worker --connect ws://127.0.0.1:7070', 'join a local coordinator')
     .example('$0 worker --connect wss://trainer:7070 --token-file secret.txt --tls-ca cert.pem', 'authenticated, over TLS')
     .example('$0 worker --connect ws://10.0.0.5:7070 --token-file secret.txt --threads 16', 'a 16-core machine as 16 workers'),

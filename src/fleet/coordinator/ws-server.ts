@@ -9,7 +9,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import { WebSocketServer } from 'ws';
 import { broadcast, type TrainerObserver } from '../../events/index.js';
 import { UserError } from '../../util/errors.js';
-import { log } from '../../util/log.js';
+import { getLogFormat, log } from '../../util/log.js';
 import { encodeFrame } from '../codec.js';
 import { DEFAULT_LIMITS, coordinatorMaxPayload, type ConnectionLimits } from '../constants.js';
 import { PROTOCOL_VERSION, type ReplicaSpec } from '../contract.js';
@@ -92,8 +92,9 @@ export async function startWsServer(fleet: FleetView, opts: RemoteOptions, obser
   const addr = (https ? https.address() : wss.address());
   const port = typeof addr === 'object' && addr ? addr.port : opts.port;
   log.info(`listening for workers on ${https ? 'wss' : 'ws'}://${host}:${port}`, { auth: opts.token ? 'hmac' : 'none' });
-  // machine-readable line for scripts/tests that start with --port 0
-  process.stderr.write(`vilm-coordinator-port ${port}\n`);
+  // machine-readable line for scripts/tests that start with --port 0 (a JSON record under --log-format json)
+  if (getLogFormat() === 'json') log.info('vilm-coordinator-port', { port });
+  else process.stderr.write(`vilm-coordinator-port ${port}\n`);
 
   return {
     port,
