@@ -67,5 +67,5 @@ test('--help shows examples', () => {
   const h = vilm('tokenizer', 'train', '--help');
   assert.equal(h.status, 0);
   assert.match(h.stdout, /--vocab-size .*default: 10000/);
-  assert.match(h.stdout, /Examples:\n\s+vilm tokenizer train --in /);
+  assert.match(h.stdout, /Examples:\n\s+# \S.*\n\s+vilm tokenizer train --in /);
 });
