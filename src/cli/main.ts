@@ -36,13 +36,21 @@ export function buildParser(argv: string[]): Argv {
     .wrap(process.stdout.isTTY ? Math.min(120, process.stdout.columns || 80) : null)
     .fail((msg, err, y) => {
       if (err) throw err;
-      if (getLogFormat() === 'json') log.error(`vilm: ${msg}`, { exitCode: 2 });
-      else process.stderr.write(`vilm: ${msg}\n(run with --help for usage)\n`);
       void y;
-      process.exit(2);
+      fail(`vilm: ${msg}`, 2, '(run with --help for usage)');
     });
   for (const c of allCommands) parser = parser.command(c);
   return parser;
+}
+
+/**
+ * Print the one error line and exit: plain text (`detail` on the next line), or under
+ * `--log-format json` one JSON record with the exit code (and `detail`).
+ */
+function fail(line: string, exitCode: number, detail?: string): never {
+  if (getLogFormat() === 'json') log.error(line, { exitCode, detail });
+  else process.stderr.write(`${line}\n${detail ? detail + '\n' : ''}`);
+  process.exit(exitCode);
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -53,14 +61,8 @@ export async function main(argv: string[]): Promise<void> {
     await buildParser(argv).parseAsync();
   } catch (e) {
     const err = isUserError(e) ? e : ioFailure(e);
-    if (err) {
-      if (getLogFormat() === 'json') log.error(`vilm: ${err.message}`, { exitCode: err.exitCode });
-      else process.stderr.write(`vilm: ${err.message}\n`);
-      process.exit(err.exitCode);
-    }
-    if (getLogFormat() === 'json') log.error(`vilm: internal error: ${(e as Error)?.message ?? String(e)}`, { exitCode: 70, stack: (e as Error)?.stack });
-    else process.stderr.write(`vilm: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
-    process.exit(70);
+    if (err) fail(`vilm: ${err.message}`, err.exitCode);
+    fail(`vilm: internal error: ${(e as Error)?.message ?? String(e)}`, 70, (e as Error)?.stack);
   }
 }
 

@@ -7,10 +7,10 @@
  * `--corpus DIR|FILE…` uses another corpus (e.g. ../shared/corpus/viwiki) with the seed model
  * config (configs/tiny.yaml, 10k vocabulary).
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig, applyOverrides, type RunConfig } from '../config/index.js';
-import { prepareCorpus, SAMPLE_CORPUS, timestamp } from './sample-data.js';
+import { corpusFiles, prepareCorpus, SAMPLE_CORPUS, timestamp } from './sample-data.js';
 import { runTrainingLoop, type StopSignal } from '../train/loop.js';
 import type { TrainerObserver } from '../events/index.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
@@ -22,7 +22,7 @@ import { UserError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import { progress } from '../util/progress.js';
 
-export { SAMPLE_CORPUS };
+export { corpusFiles, SAMPLE_CORPUS };
 
 export interface StartOptions {
   /** corpus JSONL files or folders of them; default: the built-in sample */
@@ -40,22 +40,6 @@ export interface StartOptions {
   testSequences: number;
   metricsObservers?: TrainerObserver[];
 }
-
-/** JSONL files named directly or found (non-recursively) in the named folders, sorted. */
-export function corpusFiles(inputs: string[]): string[] {
-  const files: string[] = [];
-  for (const p of inputs) {
-    let st;
-    try { st = statSync(p); } catch { throw new UserError(`--corpus ${p}: no such file or folder`); }
-    if (st.isDirectory()) {
-      const found = readdirSync(p).filter((f) => f.endsWith('.jsonl')).sort().map((f) => path.join(p, f));
-      if (found.length === 0) throw new UserError(`--corpus ${p}: no .jsonl files in this folder`);
-      files.push(...found);
-    } else files.push(p);
-  }
-  return files;
-}
-
 
 export async function runStart(o: StartOptions): Promise<{ runDir: string; sample: string }> {
   const usingSample = !o.corpus || o.corpus.length === 0;

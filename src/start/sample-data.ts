@@ -4,7 +4,7 @@
  * once into a cache folder and reused by every later run with the same model sizes and seed.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +13,7 @@ import { cleanCorpus } from '../data/clean/index.js';
 import { readCorpus } from '../data/jsonl.js';
 import { prepareDataset, DEFAULT_BUCKETS } from '../data/prepare/prepare.js';
 import { trainTokenizer, saveTokenizer } from '../tokenizer/index.js';
+import { UserError } from '../util/errors.js';
 import { log } from '../util/log.js';
 
 /** The built-in sample corpus (ships with the package, so found from any directory). */
@@ -46,6 +47,21 @@ export async function prepareCorpus(inputs: string[], dir: string, s: PrepareSiz
   return prepared;
 }
 
+/** JSONL files named directly or found (non-recursively) in the named folders, sorted. */
+export function corpusFiles(inputs: string[]): string[] {
+  const files: string[] = [];
+  for (const p of inputs) {
+    let st;
+    try { st = statSync(p); } catch { throw new UserError(`--corpus ${p}: no such file or folder`); }
+    if (st.isDirectory()) {
+      const found = readdirSync(p).filter((f) => f.endsWith('.jsonl')).sort().map((f) => path.join(p, f));
+      if (found.length === 0) throw new UserError(`--corpus ${p}: no .jsonl files in this folder`);
+      files.push(...found);
+    } else files.push(p);
+  }
+  return files;
+}
+
 /** A run folder's time stamp: 20261201-104512 (UTC). */
 export function timestamp(): string {
   return new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
@@ -65,8 +81,9 @@ export function cacheDir(): string {
  */
 export async function sampleData(cfg: RunConfig): Promise<string> {
   const sizes: PrepareSizes = { vocabSize: cfg.model.vocab_size, maxLen: cfg.model.max_len, seed: cfg.train.seed };
+  const files = corpusFiles([SAMPLE_CORPUS]);
   const h = createHash('sha256').update(JSON.stringify(sizes));
-  for (const f of readdirSync(SAMPLE_CORPUS).filter((f) => f.endsWith('.jsonl')).sort()) h.update(f).update(readFileSync(path.join(SAMPLE_CORPUS, f)));
+  for (const f of files) h.update(path.basename(f)).update(readFileSync(f));
   const dir = path.join(cacheDir(), `sample-${h.digest('hex').slice(0, 16)}`);
   const prepared = path.join(dir, 'prepared');
   if (existsSync(path.join(prepared, 'manifest.json'))) {
@@ -78,7 +95,6 @@ export async function sampleData(cfg: RunConfig): Promise<string> {
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   try {
-    const files = readdirSync(SAMPLE_CORPUS).filter((f) => f.endsWith('.jsonl')).sort().map((f) => path.join(SAMPLE_CORPUS, f));
     await prepareCorpus(files, tmp, sizes);
     try { renameSync(tmp, dir); } catch (e) {
       // another run finished the same cache first: use that one

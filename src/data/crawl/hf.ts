@@ -17,7 +17,6 @@ import { stopAfterError, type CrawlSummary } from './dump.js';
  *
  * The resume cursor is the next row offset (rows) or the shard, row and global row index (parquet).
  */
-export { DEFAULT_HF_ENDPOINT };
 const ROWS_PAGE = 100; // the /rows maximum
 
 export interface HfCrawlOptions extends HttpOptions {
