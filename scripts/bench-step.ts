@@ -14,13 +14,14 @@
  *     (q·kᵀ and att·v: 2·T²·d each forward, backward twice that; the causal half is not discounted);
  *  4. baseline: the same model written the straightforward way — plain tfjs ops, batched rank-4
  *     attention matmuls, tf.losses.softmaxCrossEntropy on one-hot labels, gradients by
- *     tf.variableGrads — on the STOCK kernels (setStockKernels(true)) except the wasm gather
+ *     tf.variableGrads (tfjs's stock gradients, src/backend/autodiff.ts) — on the STOCK kernels (setStockKernels(true)) except the wasm gather
  *     gradient, without which it cannot run at all. Its loss and gradient are checked against vilm's.
  *
  * Prints a table and writes bench-results/bench-step.json.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, setStockKernels, type BackendName } from '../src/backend/index.ts';
+import { registerStockGradients } from '../src/backend/autodiff.ts';
 import { loadConfig, type ModelConfig } from '../src/config/index.ts';
 import { createModel } from '../src/model/model.ts';
 import { initParams, type Layout } from '../src/model/layout.ts';
@@ -108,7 +109,7 @@ function baselineLoss(cfg: ModelConfig, vars: Map<string, tf.Variable>, batch: T
       x = tf.add(x, tf.matMul(gelu(tf.matMul(h2, w(`${p}.feed_forward.w1.weight`))), w(`${p}.feed_forward.w2.weight`)));
     }
     const logits = tf.matMul(ln(x, 'norm'), w('output.weight'));
-    const onehot = tf.oneHot(tf.tensor1d(labels, 'int32'), V).toFloat();
+    const onehot = tf.cast(tf.oneHot(tf.tensor1d(labels, 'int32'), V), 'float32');
     const weights = tf.tensor1d(labels.map((t) => (t === 0 ? 0 : 1)), 'float32');
     return tf.losses.softmaxCrossEntropy(onehot, logits, weights, 0, tf.Reduction.SUM) as tf.Scalar;
   };
@@ -147,7 +148,8 @@ async function main(): Promise<void> {
   if (peak1.gflops > peak.gflops) peak = peak1;
   process.stderr.write(`vilm step: ${vilmMs.toFixed(0)} ms (${times.map((t) => t.toFixed(0)).join(', ')})\n`);
 
-  // baseline on stock kernels
+  // baseline on stock kernels, differentiated by tfjs's own gradients
+  await registerStockGradients();
   setStockKernels(true);
   const vars = new Map<string, tf.Variable>();
   for (const p of model.layout.params) vars.set(p.name, tf.variable(tf.tensor(params.subarray(p.offset, p.offset + p.size), p.shape), true, p.name));

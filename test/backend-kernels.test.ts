@@ -6,10 +6,16 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, activeBackend, softmaxCrossEntropy, softmaxCrossEntropyWithGrad } from '../src/backend/index.ts';
 import { softmaxCrossEntropyComposite } from '../src/backend/kernels.ts';
+import { registerStockGradients } from '../src/backend/autodiff.ts';
 import { Rng } from '../src/util/rng.ts';
+
+// What production loads (tfjs-core and the backends, never the @tensorflow/tfjs umbrella) has no
+// stock gradients; the tests below emit the fixed kernels through autodiff, so they register them.
+const gradientsAtImport = tf.getGradient('Sum') !== undefined;
+test.before(registerStockGradients);
 
 const rng = new Rng(11);
 const randn = (n: number) => Float32Array.from({ length: n }, () => rng.normal());
@@ -51,6 +57,12 @@ test('auto picks tfjs-node when installed, else wasm; repeat calls are idempoten
     await assert.rejects(initBackend('tensorflow'), /tfjs-node is not usable/);
     assert.equal(tf.getBackend(), 'wasm', 'a failed explicit choice leaves the active backend alone');
   }
+});
+
+test('src/backend brings no stock gradients (no umbrella package); registerStockGradients adds them', () => {
+  // tfjs-node loads the umbrella itself (its own dependency), so only without it is the registry empty
+  if (!tfjsNodeInstalled()) assert.equal(gradientsAtImport, false, 'something under src/backend loaded @tensorflow/tfjs');
+  for (const k of ['Sum', 'GatherV2', 'BatchMatMul', 'LogSoftmax']) assert.ok(tf.getGradient(k), `no gradient for ${k}`);
 });
 
 test('gather gradient (UnsortedSegmentSum) on wasm and cpu equals a scatter-add computed here', async () => {
@@ -122,7 +134,7 @@ test('fused softmax cross-entropy: loss and gradient equal the stock formulation
   logits[2 * V + 4] = 120; // a row whose other probabilities underflow
   const labels = Int32Array.from([3, 0, 5, 10, 1, 4]);
   const mask = Float32Array.from([1, 1, 1, 0, 1, 1]);
-  const stock = (z: tf.Tensor) => tf.mul(tf.neg(tf.sum(tf.mul(tf.logSoftmax(z), tf.oneHot(tf.tensor1d(labels, 'int32'), V).toFloat()), 1)), tf.tensor1d(mask));
+  const stock = (z: tf.Tensor) => tf.mul(tf.neg(tf.sum(tf.mul(tf.logSoftmax(z), tf.cast(tf.oneHot(tf.tensor1d(labels, 'int32'), V), 'float32')), 1)), tf.tensor1d(mask));
   const dy = Float32Array.from([1, 2, 0.5, 1, -1, 3]);
   const [refLoss, refGrad] = await on('cpu', () => [stock(tf.tensor2d(logits, [n, V])), tf.grad((z: tf.Tensor) => tf.sum(tf.mul(stock(z), tf.tensor1d(dy))))(tf.tensor2d(logits, [n, V]))]);
   for (const b of ['wasm', 'cpu'] as const) {
@@ -152,14 +164,16 @@ test('fused softmax cross-entropy: loss and gradient equal the stock formulation
 
 test('each worker thread initialises its own wasm backend with the fixes', async () => {
   const url = new URL('../src/backend/index.ts', import.meta.url).href;
+  const autodiff = new URL('../src/backend/autodiff.ts', import.meta.url).href;
   const code = `
     const { parentPort } = require('node:worker_threads');
     (async () => {
       // a worker thread does not inherit the tsx loader: register it (as src/fleet/worker/thread-entry.mjs does)
       const { register } = await import('tsx/esm/api');
       register();
-      const tf = await import('@tensorflow/tfjs');
+      const tf = await import('@tensorflow/tfjs-core');
       const { initBackend } = await import(${JSON.stringify(url)});
+      await (await import(${JSON.stringify(autodiff)})).registerStockGradients(); // per thread, like the backend
       const b = await initBackend('wasm'); // pinned: with tfjs-node installed 'auto' would pick it
       const g = tf.grad((e) => tf.sum(tf.gather(e, tf.tensor1d([1, 1, 2], 'int32'))))(tf.ones([3, 2]));
       parentPort.postMessage({ b, g: Array.from(g.dataSync()) });

@@ -6,7 +6,10 @@
  * The backends (how each loads, which kernel fixes it gets, its messages) are listed once, in
  * ./registry.ts. `auto`: @tensorflow/tfjs-node when it is installed (an optionalDependency that
  * cannot install on machines without internet), else @tensorflow/tfjs-backend-wasm, else the
- * pure-JS `cpu` backend (the registry's order).
+ * pure-JS `cpu` backend of @tensorflow/tfjs-backend-cpu (the registry's order).
+ * vilm uses @tensorflow/tfjs-core (ops, autodiff, tidy/memory) and these backends, never the
+ * @tensorflow/tfjs umbrella, whose layers/data/converter/webgl parts it has no use for (tfjs-node
+ * brings the umbrella along as its own dependency when it is installed; that is its business).
  * An explicit name (the CLI's `--backend`) forces that backend and fails if it cannot start.
  * The choice is logged once per thread. The kernel fixes of ./kernels.ts are installed once per
  * backend per thread, right after the backend starts.
@@ -16,9 +19,11 @@
  * Works in worker threads (piscina): every thread has its own tfjs engine and wasm instance, so
  * every thread calls initBackend itself.
  */
-import * as tf from '@tensorflow/tfjs';
-// Registered at import, as it always was (the wasm entry's `load` in ./registry.ts imports it too,
-// a no-op after this), so tfjs's own default for code that touches tf before initBackend is unchanged.
+import * as tf from '@tensorflow/tfjs-core';
+// Registered at import, as they always were (the umbrella package registered cpu; the wasm and cpu
+// entries' `load` in ./registry.ts import them too, a no-op after this), so tfjs's own default for
+// code that touches tf before initBackend is unchanged: wasm (priority 2), else cpu (priority 1).
+import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import { isMainThread } from 'node:worker_threads';
 import { BACKENDS, BACKEND_NAMES, isBackendName, type ActiveBackend, type BackendName } from './registry.js';

@@ -24,8 +24,8 @@
  * `backend.typedArrayFromHeap`, the cpu backend through its `data` store. Heap views are taken
  * only after every output has been allocated, because an allocation can grow (and detach) the heap.
  */
-import * as tf from '@tensorflow/tfjs';
-import type { DataType, KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
+import type { DataType, KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 
 type Backend = object;
 type Typed = Float32Array | Int32Array | Uint8Array;
@@ -291,7 +291,7 @@ export function softmaxCrossEntropyWithGrad(logits: tf.Tensor2D, labels: tf.Tens
 export function softmaxCrossEntropyComposite(logits: tf.Tensor2D, labels: tf.Tensor1D, mask: tf.Tensor1D, transposed = false): { loss: tf.Tensor1D; grad: tf.Tensor2D; gradT?: tf.Tensor2D } {
   return tf.tidy(() => {
     const logp = tf.logSoftmax(logits);                                            // [n, V]
-    const onehot = tf.oneHot(labels, logits.shape[1]).toFloat();                    // [n, V]
+    const onehot = tf.cast(tf.oneHot(labels, logits.shape[1]), 'float32');         // [n, V]
     const loss = tf.mul(tf.neg(tf.sum(tf.mul(logp, onehot), 1)), mask) as tf.Tensor1D;
     const grad = tf.mul(tf.sub(tf.exp(logp), onehot), tf.expandDims(mask, 1)) as tf.Tensor2D;
     return transposed ? { loss, grad, gradT: tf.transpose(grad) as tf.Tensor2D } : { loss, grad };

@@ -6,7 +6,7 @@
  * Light on purpose: it imports tfjs only as a type (each `load` gets the tf module from
  * ./index.ts), so the CLI can read BACKEND_NAMES without loading tfjs or wasm.
  */
-import type * as TF from '@tensorflow/tfjs';
+import type * as TF from '@tensorflow/tfjs-core';
 import type { KernelFixSet } from './kernels.js';
 import { UserError } from '../util/errors.js';
 
@@ -67,7 +67,10 @@ const wasm = defineBackend({
 
 const cpu = defineBackend({
   name: 'cpu',
-  async load() { return true; }, // built into @tensorflow/tfjs
+  async load() {
+    await import('@tensorflow/tfjs-backend-cpu');
+    return true;
+  },
   kernelFixes: 'cpu',
   reason: { auto: 'neither tfjs-node nor wasm available', explicit: '--backend cpu' },
   failure: () => new Error('the cpu backend failed to start'),

@@ -8,7 +8,7 @@
  * rather than one batched matmul: ≈5× faster on wasm, where the batched kernel runs at ~1 GFLOP/s.
  * kᵀ and vᵀ are built per head by a transpose of the [B, T, H, dk] view, so no matmul is transposed.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../config/index.js';
 import { linearBackward, linearForward } from './linear.js';
 import { applyRope, applyRopeTranspose, ropeTensors, type RopeTensors } from './rope.js';

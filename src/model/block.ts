@@ -6,7 +6,7 @@
  * ln_2 = `layers.{l}.ffn_norm`, mlp = `layers.{l}.feed_forward` (./feed-forward.ts).
  * The backward pass runs the same two lines in reverse; the residual passes dy through unchanged.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { attentionBackward, attentionForward, type AttentionCache } from './attention.js';
 import { feedForward, feedForwardBackward, type FeedForwardCache } from './feed-forward.js';
 import { normBackward, normForward, type NormCache } from './norm.js';

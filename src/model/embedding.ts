@@ -4,7 +4,7 @@
  * of dx0 back into the flat gradient, so no gather kernel and no gather-gradient kernel is needed
  * (the wasm backend lacks the latter).
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../config/index.js';
 import type { GradResult, TokenBatch } from './types.js';
 import type { T2 } from './weights.js';

@@ -4,7 +4,7 @@
  * Activations: relu, gelu (exact, erf), gelu_tanh (the tanh approximation, computed through a
  * sigmoid: see activationForward).
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { linearBackward, linearForward } from './linear.js';
 import type { Pass, T2 } from './weights.js';
 

@@ -8,7 +8,7 @@
  * right operand is re-streamed per 4 output rows). It is accumulated as dWoutᵀ [V, d] and
  * transposed into the flat gradient at write-back (addHeadGrad).
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../config/index.js';
 import { softmaxCrossEntropyWithGrad } from '../backend/kernels.js';
 import type { Layout } from './layout.js';

@@ -2,7 +2,7 @@
  * Linear layer y = x·W (+ b), W stored [in, out] so the forward product is a plain x·W and the
  * backward product a plain dy·Wᵀ with the uploaded transpose (./weights.ts).
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { Pass, T2 } from './weights.js';
 
 /** y = x·W (+ b):  x [N, in] → y [N, out] */

@@ -39,7 +39,7 @@
  * Deterministic: the wasm backend is single-threaded and every reduction here runs in a fixed
  * order, so the same inputs give bitwise the same outputs (in any thread).
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../config/index.js';
 import type { IncrementalDecoder, LanguageModel } from './api.js';
 import { AttentionTables } from './attention.js';

@@ -2,7 +2,7 @@
  * Normalisation over the feature axis, per position: layernorm (x − mean, then scale and bias) or
  * rmsnorm (no centring, no bias), both as y = x̂·g (+ b) with x̂ = (x − μ)·rstd.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { Pass, T2 } from './weights.js';
 
 /** What the forward pass keeps for the backward pass. */

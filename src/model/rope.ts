@@ -12,7 +12,7 @@
  * element). partner is an involution, so the transpose (the backward pass) is
  *   ropeᵀ(dy) = dy ⊙ C + (dy ⊙ S)[partner].
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../config/index.js';
 
 export interface RopeTables {
@@ -61,7 +61,7 @@ export function ropeTensors(cfg: RopeCfg, T: number): RopeTensors {
   return {
     cos: tf.tensor2d(t.cos, [T, cfg.d_model]),
     sin: tf.tensor2d(t.sin, [T, cfg.d_model]),
-    perm: tf.tidy(() => tf.oneHot(tf.tensor1d(t.partner, 'int32'), cfg.d_model).toFloat() as tf.Tensor2D),
+    perm: tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(t.partner, 'int32'), cfg.d_model), 'float32') as tf.Tensor2D),
   };
 }
 

@@ -6,7 +6,7 @@
  * [out, in] are uploaded too, so every backward product is a plain dy·Wᵀ (transposed matmuls are
  * slow on wasm). The token embedding is not uploaded: its lookup is done in JS (./embedding.ts).
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../config/index.js';
 import type { Layout } from './layout.js';
 import type { RopeTensors } from './rope.js';
