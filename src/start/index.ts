@@ -20,7 +20,7 @@ import { writeReport } from '../report/index.js';
 import type { BackendName } from '../backend/types.js';
 import { UserError } from '../util/errors.js';
 import { log } from '../util/log.js';
-import { progress } from '../util/progress.js';
+import { trainProgress } from '../train/progress.js';
 
 export { corpusFiles, SAMPLE_CORPUS };
 
@@ -57,28 +57,21 @@ export async function runStart(o: StartOptions): Promise<{ runDir: string; sampl
   // 1–3. clean, tokenizer, split/sequences/buckets
   const prepared = await prepareCorpus(inputs, dataDir, { vocabSize, maxLen: cfg.model.max_len, seed: cfg.train.seed });
 
-  // 4. train: a coordinator with N local worker threads, progress bar on a TTY
+  // 4. train: a coordinator with N local worker threads, progress bar on a TTY (logs above it)
   const steps = o.steps ?? cfg.train.steps;
-  const bar = progress('train', steps, 'steps');
-  let lastVal: number | undefined;
-  const tokensSeen: { t: number; tokens: number }[] = [];
-  const progressObserver: TrainerObserver = {
-    onStep: (e) => {
-      tokensSeen.push({ t: Date.now(), tokens: e.tokens });
-      if (tokensSeen.length > 10) tokensSeen.shift();
-      const span = (tokensSeen[tokensSeen.length - 1].t - tokensSeen[0].t) / 1000;
-      const tps = span > 0 ? tokensSeen.slice(1).reduce((a, b) => a + b.tokens, 0) / span : 0;
-      bar.update(e.step, { loss: e.loss.toFixed(3), 'tok/s': Math.round(tps), ...(lastVal !== undefined ? { val: lastVal.toFixed(3) } : {}) });
-    },
-    onValidation: (e) => { if (!e.whole) lastVal = e.loss; },
-  };
+  const bar = trainProgress();
   const stop: StopSignal = { requested: false };
-  const r = await runTrainingLoop({
-    config: cfg, dataDir: prepared, outDir: runDir, resume: false, steps, backend: o.backend,
-    inProcess: false, threads: o.workers, stopSignal: stop, testSequences: o.testSequences > 0 ? o.testSequences : undefined,
-    observers: [progressObserver, ...(o.metricsObservers ?? [])],
-  });
-  bar.stop(r.final ? `step ${r.final.step}, validation loss ${fmt(r.final.valLoss)}, test loss ${fmt(r.final.testLoss)} (ppl ${fmt(r.final.testPpl)})` : `stopped at step ${r.step}`);
+  let r;
+  try {
+    r = await runTrainingLoop({
+      config: cfg, dataDir: prepared, outDir: runDir, resume: false, steps, backend: o.backend,
+      inProcess: false, threads: o.workers, stopSignal: stop, testSequences: o.testSequences > 0 ? o.testSequences : undefined,
+      observers: [bar.observer, ...(o.metricsObservers ?? [])],
+    });
+  } finally {
+    bar.close();
+  }
+  log.info(r.final ? `trained: step ${r.final.step}, validation loss ${fmt(r.final.valLoss)}, test loss ${fmt(r.final.testLoss)} (ppl ${fmt(r.final.testPpl)})` : `trained: stopped at step ${r.step}`);
 
   // 5. a generated sample from the final checkpoint (KV-cached decoder)
   const ck = loadCheckpoint(runDir);

@@ -14,17 +14,36 @@ export function setLogFormat(f: LogFormat): void { format = f; process.env.VILM_
 export function getLogFormat(): LogFormat { return format; }
 export function setQuiet(q: boolean): void { quiet = q; }
 
+/**
+ * Where a finished log line (text or JSON, newline included) goes instead of straight to stderr:
+ * the progress bar (./progress.ts) registers one while it is drawn on a terminal, so each line is
+ * printed above the bar (bar cleared, line written, bar redrawn) rather than over it. This module
+ * knows nothing of the bar. Returns the interceptor it replaces (null: none).
+ */
+export type LogInterceptor = (line: string) => void;
+let interceptor: LogInterceptor | null = null;
+export function setLogInterceptor(f: LogInterceptor | null): LogInterceptor | null {
+  const prev = interceptor;
+  interceptor = f;
+  return prev;
+}
+
+function write(line: string): void {
+  if (interceptor) interceptor(line);
+  else process.stderr.write(line);
+}
+
 function emit(level: 'info' | 'warn' | 'error', msg: string, fields?: LogFields): void {
   if (quiet && level === 'info') return;
   if (format === 'json') {
-    process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }) + '\n');
+    write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }) + '\n');
     return;
   }
   const extra = fields
     ? Object.entries(fields).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${typeof v === 'number' ? fmtNum(v) : typeof v === 'string' ? fmtString(v) : v}`).join(' ')
     : '';
   const prefix = level === 'info' ? '' : `${level}: `;
-  process.stderr.write(`${prefix}${escapeControls(msg)}${extra ? ' ' + extra : ''}\n`);
+  write(`${prefix}${escapeControls(msg)}${extra ? ' ' + extra : ''}\n`);
 }
 
 /**

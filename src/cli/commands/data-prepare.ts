@@ -41,20 +41,18 @@ export const prepareCommand = defineCommand({
   handler: async (a) => {
     const buckets = parseBuckets(a.buckets);
     const tokenizer = loadTokenizer(a.tokenizer);
-    const totalMB = Math.max(1, Math.round(a.in.reduce((acc, f) => acc + fileSize(f), 0) / 1e6));
-    const bar = progress('prepare', totalMB, 'MB');
-    const t0 = Date.now();
+    const bar = progress('prepare', a.in.reduce((acc, f) => acc + fileSize(f), 0), 'bytes');
     let res;
     try {
       res = await prepareDataset({
         inputs: a.in, tokenizer, tokenizerJson: readFileSync(a.tokenizer, 'utf8'), out: a.out, seed: a.seed, maxLen: a['max-len'], buckets,
-        onProgress: (bytes, _total, docs) => bar.update(Math.round(bytes / 1e6), { docs }),
+        onProgress: (bytes, total, docs) => { bar.setTotal(total); bar.update(bytes, { docs }); },
       });
     } catch (e) {
-      bar.stop();
+      bar.abort();
       throw e;
     }
-    bar.stop(`${res.manifest.splits.train.docs + res.manifest.splits.validation.docs + res.manifest.splits.test.docs} docs in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    bar.done(`${res.manifest.splits.train.docs + res.manifest.splits.validation.docs + res.manifest.splits.test.docs} docs`);
     if (res.droppedBuckets.length > 0) log.warn(`buckets above --max-len ${a['max-len']} not used`, { dropped: res.droppedBuckets.join(',') });
     if (res.skippedDocs > 0) log.warn('documents without text skipped', { docs: res.skippedDocs });
     for (const s of SPLITS) if (res.manifest.splits[s].sequences === 0) log.warn(`split '${s}' is empty (too few documents for 8/1/1)`);

@@ -17,6 +17,7 @@ import { UserError } from '../../util/errors.js';
 import { log } from '../../util/log.js';
 import { progress } from '../../util/progress.js';
 import { backendOption } from '../run-options.js';
+import type { WindowScorer } from '../../train/eval.js';
 
 /** Cap of the default `--workers`. */
 export const MAX_DEFAULT_WORKERS = 8;
@@ -90,10 +91,28 @@ export const evalCommand = defineCommand({
     const tokenizer = checkpointTokenizer(ck, ck.where, a.tokenizer);
     const scorer = await SequenceScorer.open({ model: ck.config.model, backend: a.backend, weights: ck.weights, threads: workers });
     try {
+      // the bar counts documents SCORED: scoreDocuments reads a group of windows (whole documents)
+      // ahead and scores it in chunks; the documents of a group advance with its chunks
       const bar = progress('eval', lines, 'documents');
-      let docs = 0;
-      const r = await scoreDocuments(scorer, ck.config.model.max_len, tokenizer, cleanedTexts(file, () => { bar.update(++docs); }));
-      bar.stop(`${docs} documents, ${r.tokens} tokens`);
+      let docs = 0, scoredDocs = 0;
+      const counted: WindowScorer = {
+        score: async (group) => {
+          const from = scoredDocs, to = docs;
+          const res = await scorer.score(group, (done, total) => bar.update(Math.floor(from + ((to - from) * done) / total)));
+          scoredDocs = to;
+          return res;
+        },
+      };
+      let r;
+      try {
+        r = await scoreDocuments(counted, ck.config.model.max_len, tokenizer, cleanedTexts(file, () => { docs++; }), {
+          onProgress: (tokens) => bar.update(scoredDocs, { tokens }),
+        });
+      } catch (e) {
+        bar.abort();
+        throw e;
+      }
+      bar.done(`${r.tokens.toLocaleString('en-US')} tokens`);
       log.info('eval', { model: ck.where, step: ck.step, docs, tokens: r.tokens, bytes: r.bytes, workers });
       print(r, a.json);
     } finally {

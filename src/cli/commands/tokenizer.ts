@@ -22,16 +22,19 @@ const train = defineCommand({
   handler: async (a) => {
     const files = a.in;
     const totalBytes = files.reduce((n, f) => { try { return n + statSync(f).size; } catch { throw new UserError(`${f}: cannot open (no such file)`); } }, 0);
-    const bar = progress('tokenizer train: reading', totalBytes, 'bytes');
-    let seen = 0;
+    const bar = progress('tokenizer train (reading)', totalBytes, 'bytes');
+    let seen = 0, docs = 0;
     async function* texts(): AsyncGenerator<string> {
       for (const f of files) {
         for await (const d of readCorpus(f, a.field)) {
           seen += Buffer.byteLength(d.text, 'utf8');
-          bar.update(Math.min(seen, totalBytes));
+          bar.update(Math.min(seen, totalBytes), { documents: ++docs });
           yield d.text;
         }
       }
+      // read: merges follow (logged as lines of their own)
+      bar.update(totalBytes);
+      bar.done(`${docs.toLocaleString('en-US')} documents`);
     }
     let t;
     try {
@@ -40,7 +43,7 @@ const train = defineCommand({
         onProgress: (phase, done) => { if (phase === 'merge' && done % 2000 === 0) log.info('tokenizer train: merging', { merges: done, of: a['vocab-size'] - 259 }); },
       });
     } finally {
-      bar.stop();
+      bar.abort(); // no line unless reading finished (done above)
     }
     await saveTokenizer(t, a.out);
     const s = t.stats;

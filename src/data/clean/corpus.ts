@@ -48,7 +48,7 @@ export async function cleanCorpus(inFiles: string[], outFile: string, opts: Clea
     removed: emptyCounts(), charsDroppedShort: 0, charsDroppedDuplicate: 0,
   };
   const seen = new Set<string>();
-  const bar = progress('clean', Math.max(1, Math.round(totalBytes / 1e6)), 'MB');
+  const bar = progress('clean', totalBytes, 'bytes');
   let bytes = 0;
   const out = await JsonlWriter.open(outFile);
   try {
@@ -56,7 +56,8 @@ export async function cleanCorpus(inFiles: string[], outFile: string, opts: Clea
       for await (const doc of readCorpus(file)) {
         report.docsIn++;
         bytes += Buffer.byteLength(doc.text) + 64;
-        if (report.docsIn % 500 === 0) bar.update(Math.round(bytes / 1e6), { docs: report.docsIn });
+        // text + JSON overhead estimated (the reader does not report its offset); capped below the total
+        if (report.docsIn % 500 === 0) bar.update(Math.min(bytes, totalBytes), { docs: report.docsIn });
         report.charsIn += countChars(doc.text);
         const r = cleanText(doc.text, opts);
         for (const rule of CLEAN_RULES) report.removed[rule] += r.removed[rule];
@@ -74,11 +75,12 @@ export async function cleanCorpus(inFiles: string[], outFile: string, opts: Clea
     if (report.docsIn === 0) throw new UserError(`data clean: no documents in ${inFiles.join(', ')}`);
     await out.commit();
   } catch (e) {
-    bar.stop(); // no summary: the error is the one line the user sees
+    bar.abort(); // no line: the error is the one line the user sees
     await out.abort();
     throw e;
   }
-  bar.stop(`${report.docsIn} docs in, ${report.docsOut} out`);
+  bar.update(totalBytes, { docs: report.docsIn });
+  bar.done(`${report.docsIn} docs in, ${report.docsOut} out`);
   return report;
 }
 

@@ -240,8 +240,7 @@ export async function crawlDump(opts: DumpCrawlOptions): Promise<CrawlSummary> {
   const fingerprint = `dump ${opts.dump} (${stat.size} bytes) source=${source}`;
   const { output, cursor: resumeAt } = await CrawlOutput.open<DumpCursor>(opts.out, { resume: opts.resume ?? false, fingerprint });
   const info: DumpInfo = { urlPrefix: '', bytesRead: 0, fileSize: stat.size };
-  const mb = (n: number) => Math.round(n / 1e5) / 10;
-  const bar = progress('crawl wikipedia dump', mb(stat.size), 'MB');
+  const bar = progress('crawl wikipedia dump', stat.size, 'bytes');
   const skipped = { redirect: 0, namespace: 0, empty: 0 };
   let cursor: DumpCursor = resumeAt ?? { pagesSeen: 0, lastPageId: '' };
   let seen = 0;
@@ -268,7 +267,7 @@ export async function crawlDump(opts: DumpCrawlOptions): Promise<CrawlSummary> {
       }
       cursor = { pagesSeen: seen, lastPageId: page.id };
       await output.checkpoint(cursor);
-      if (seen % 200 === 0) bar.update(mb(info.bytesRead), { pages: seen, docs: output.count });
+      if (seen % 200 === 0) bar.update(info.bytesRead, { pages: seen, docs: output.count });
       if (opts.maxDocs !== undefined && output.count >= opts.maxDocs) break;
     }
     if (resumeAt && seen < resumeAt.pagesSeen) {
@@ -280,11 +279,12 @@ export async function crawlDump(opts: DumpCrawlOptions): Promise<CrawlSummary> {
     }
     await output.commit();
   } catch (e) {
-    bar.stop();
+    bar.abort();
     throw await stopAfterError(e, output, cursor, opts.out);
   }
   const summary: CrawlSummary = { docs: output.count, seen, skipped, out: opts.out, seconds: (Date.now() - t0) / 1000 };
-  bar.stop(`${summary.docs} docs from ${seen} pages (skipped: ${skipped.namespace} other namespaces, ${skipped.redirect} redirects, ${skipped.empty} empty) in ${summary.seconds.toFixed(1)} s → ${opts.out}`);
+  bar.update(info.bytesRead, { pages: seen, docs: output.count });
+  bar.done(`${summary.docs} docs from ${seen} pages (skipped: ${skipped.namespace} other namespaces, ${skipped.redirect} redirects, ${skipped.empty} empty) → ${opts.out}`);
   return summary;
 }
 

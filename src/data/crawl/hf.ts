@@ -88,7 +88,7 @@ export async function crawlHf(opts: HfCrawlOptions): Promise<CrawlSummary> {
 
   let cursor: HfCursor | undefined = resumeAt;
   let seen = 0;
-  const bar = progress(`crawl hf ${opts.dataset}`, 0, 'rows');
+  const bar = progress(`crawl hf ${opts.dataset}`, 0, 'rows', { start: cursor?.via === 'rows' ? cursor.offset : 0 });
   const full = () => opts.maxDocs !== undefined && output.count >= opts.maxDocs;
   try {
     if (via === 'rows') {
@@ -100,6 +100,7 @@ export async function crawlHf(opts: HfCrawlOptions): Promise<CrawlSummary> {
         const names = (body.features ?? []).map((f) => f.name);
         if (!names.includes(column)) throw missingColumn(names, url);
         total = body.num_rows_total ?? Infinity;
+        if (Number.isFinite(total)) bar.setTotal(total);
         const rows = body.rows ?? [];
         if (rows.length === 0) break;
         for (const r of rows) {
@@ -173,11 +174,11 @@ export async function crawlHf(opts: HfCrawlOptions): Promise<CrawlSummary> {
     }
     await output.commit();
   } catch (e) {
-    bar.stop();
+    bar.abort();
     throw await stopAfterError(e, output, cursor, opts.out);
   }
   const summary: CrawlSummary = { docs: output.count, seen, skipped, out: opts.out, seconds: (Date.now() - t0) / 1000 };
-  bar.stop(`${summary.docs} docs from ${seen} rows (${client.requests} requests; skipped: ${skipped.empty} empty, ${skipped.truncated} truncated) in ${summary.seconds.toFixed(1)} s → ${opts.out}`);
+  bar.done(`${summary.docs} docs from ${seen} rows (${client.requests} requests; skipped: ${skipped.empty} empty, ${skipped.truncated} truncated) → ${opts.out}`);
   return summary;
 }
 

@@ -69,9 +69,11 @@ export async function crawlApi(opts: ApiCrawlOptions): Promise<CrawlSummary> {
   const fingerprint = `api ${apiUrl.href} ${what} source=${source}`;
   const { output, cursor: resumeAt } = await CrawlOutput.open<ApiCursor>(opts.out, { resume: opts.resume ?? false, fingerprint });
   const client = new HttpClient(opts);
-  const bar = progress('crawl wikipedia api', titles ? titles.length : 0, titles ? 'titles' : 'pages');
   const skipped = { missing: 0, namespace: 0, redirect: 0, empty: 0 };
   let cursor: ApiCursor = resumeAt ?? { batch: 0, cont: null };
+  const bar = titles
+    ? progress('crawl wikipedia api', titles.length, 'titles', { start: Math.min(cursor.batch * batchSize, titles.length) })
+    : progress('crawl wikipedia api', 0, 'pages', { start: output.count });
   let responses = 0;
 
   try {
@@ -127,12 +129,12 @@ export async function crawlApi(opts: ApiCrawlOptions): Promise<CrawlSummary> {
     }
     await output.commit();
   } catch (e) {
-    bar.stop();
+    bar.abort();
     // no cursor: the state saved at the last response boundary is the consistent one
     throw await stopAfterError(e, output, undefined, opts.out);
   }
   const summary: CrawlSummary = { docs: output.count, seen: responses, skipped, out: opts.out, seconds: (Date.now() - t0) / 1000 };
-  bar.stop(`${summary.docs} docs in ${responses} requests (${client.requests} with retries; skipped: ${skipped.missing} missing, ${skipped.namespace} other namespaces, ${skipped.redirect} redirects, ${skipped.empty} empty) in ${summary.seconds.toFixed(1)} s → ${opts.out}`);
+  bar.done(`${summary.docs} docs in ${responses} requests (${client.requests} with retries; skipped: ${skipped.missing} missing, ${skipped.namespace} other namespaces, ${skipped.redirect} redirects, ${skipped.empty} empty) → ${opts.out}`);
   return summary;
 }
 
