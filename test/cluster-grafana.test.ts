@@ -3,20 +3,27 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { createMetrics } from '../src/metrics/index.ts';
-import { DATASOURCE_UID, dashboardQueries, loadDashboard, promqlReferences } from './support/dashboard.ts';
+import { createWorkerMetrics } from '../src/metrics/worker.ts';
+import { DATASOURCE_REF, DATASOURCE_UID, dashboardQueries, loadDashboard, promqlReferences } from './support/dashboard.ts';
 
 /**
- * The Grafana dashboard, cross-checked against what the metrics module really registers: every
- * metric and label a panel query names must exist, with the right type.
+ * The Grafana dashboard, cross-checked against what the metrics module really registers (the
+ * coordinator's and a remote worker's): every metric and label a panel query names must exist,
+ * with the right type, and every metric we export is on a panel.
  */
 interface Registered { type: string; labels: Set<string> }
 
+/** Labels Prometheus adds to every series of a target (not registered by us). */
+const TARGET_LABELS = new Set(['job', 'instance']);
+
 async function registered(): Promise<Map<string, Registered>> {
-  const { registry } = createMetrics();
   const out = new Map<string, Registered>();
-  for (const m of await registry.getMetricsAsJSON()) {
-    const metric = registry.getSingleMetric(m.name) as unknown as { labelNames?: string[] };
-    out.set(m.name, { type: String(m.type), labels: new Set(metric.labelNames ?? []) });
+  for (const { registry } of [createMetrics(), createWorkerMetrics({ name: 'w' })]) {
+    for (const m of await registry.getMetricsAsJSON()) {
+      const metric = registry.getSingleMetric(m.name) as unknown as { labelNames?: string[] };
+      const labels = new Set([...(out.get(m.name)?.labels ?? []), ...(metric.labelNames ?? [])]);
+      out.set(m.name, { type: String(m.type), labels });
+    }
   }
   return out;
 }
@@ -30,7 +37,7 @@ function resolve(reg: Map<string, Registered>, series: string): { base: string; 
   return h && base?.type === 'histogram' ? { base: h[1], m: base, suffix: h[2] } : null;
 }
 
-test('dashboard: valid JSON, fixed datasource uid everywhere, provisioning declares it', () => {
+test('dashboard: valid JSON, the datasource variable everywhere (provisioned uid by default), provisioning declares it', () => {
   const d = loadDashboard();
   assert.ok(d.uid && d.title);
   const qs = dashboardQueries(d.panels);
@@ -38,13 +45,18 @@ test('dashboard: valid JSON, fixed datasource uid everywhere, provisioning decla
   for (const q of qs) {
     assert.ok(q.expr.trim(), `${q.panel}/${q.refId}: empty query`);
     assert.ok(q.datasourceUids.length > 0, `${q.panel}: no datasource`);
-    for (const uid of q.datasourceUids) assert.equal(uid, DATASOURCE_UID, `${q.panel}/${q.refId}`);
+    for (const uid of q.datasourceUids) assert.equal(uid, DATASOURCE_REF, `${q.panel}/${q.refId}`);
   }
-  // no other datasource uid hides anywhere in the file (annotations, templating…)
+  // no other datasource uid hides anywhere in the file (annotations, templating…): the dashboard
+  // imports into any Grafana, its Prometheus picked from the datasource variable
   const text = readFileSync('cluster/grafana/dashboards/vilm.json', 'utf8');
   const uids = new Set([...text.matchAll(/"datasource":\s*\{[^}]*"uid":\s*"([^"]+)"/g)].map((m) => m[1]));
-  assert.deepEqual([...uids], [DATASOURCE_UID]);
+  assert.deepEqual([...uids], [DATASOURCE_REF]);
   assert.doesNotMatch(text, /\$\{?DS_/, 'no import-time datasource variables');
+  const dsVar = d.variables.find((v) => v.name === 'datasource');
+  assert.equal(dsVar?.type, 'datasource');
+  assert.equal(dsVar?.query, 'prometheus');
+  assert.equal((dsVar?.current as { value?: unknown } | undefined)?.value, DATASOURCE_UID, 'the provisioned datasource is the default');
 
   const ds = parseYaml(readFileSync('cluster/grafana/provisioning/datasources/vilm.yaml', 'utf8')) as { datasources: { uid: string; type: string; url: string }[] };
   assert.equal(ds.datasources.length, 1);
@@ -69,7 +81,7 @@ test('every metric and label a panel query names is registered by src/metrics, w
       return r;
     });
     for (const label of refs.labels) {
-      const ok = resolved.some((r) => r.m.labels.has(label) || (label === 'le' && r.suffix === 'bucket'));
+      const ok = TARGET_LABELS.has(label) || resolved.some((r) => r.m.labels.has(label) || (label === 'le' && r.suffix === 'bucket'));
       assert.ok(ok, `${where}: label '${label}' is on none of its metrics`);
     }
     // rate()/increase() only make sense on counters (and histogram series, which are counters)
@@ -80,18 +92,18 @@ test('every metric and label a panel query names is registered by src/metrics, w
     // histogram_quantile needs the _bucket series with `le` kept
     if (q.expr.includes('histogram_quantile')) assert.match(q.expr, /_bucket\b/);
   }
-  // the panels the issue asks for are all there
-  for (const need of [
-    'vilm_tokens_total', 'vilm_step_duration_seconds', 'vilm_step_part_duration_seconds', 'vilm_loss', 'vilm_validation_loss',
-    'vilm_workers_connected', 'vilm_worker_micro_shards_total', 'vilm_network_sent_bytes_total', 'vilm_network_received_bytes_total',
-    'vilm_micro_shards_reassigned_total', 'vilm_results_rejected_total',
-  ]) assert.ok(used.has(need), `no panel uses ${need}`);
+  // every metric of ours (coordinator and remote worker) is on a panel
+  const ours = [...reg.keys()].filter((n) => n.startsWith('vilm_'));
+  assert.ok(ours.length >= 30, ours.join(', '));
+  assert.deepEqual(ours.filter((n) => !used.has(n)), [], 'metrics on no panel');
+  // and the standard process metrics of the coordinator, by their standard names
+  for (const need of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'process_start_time_seconds']) assert.ok(used.has(need), `no panel uses ${need}`);
 });
 
 test('the PromQL reader finds names and labels (and so would flag a typo)', async () => {
-  const r = promqlReferences('histogram_quantile(0.95, sum by (le, part) (rate(vilm_step_part_duration_seconds_bucket{part!="x,y"}[5m]))) / 1e6');
-  assert.deepEqual(r.metrics, ['vilm_step_part_duration_seconds_bucket']);
-  assert.deepEqual(r.labels.sort(), ['le', 'part']);
+  const r = promqlReferences('histogram_quantile(0.95, sum by (le, part) (rate(vilm_step_part_duration_seconds_bucket{part!="x,y"}[5m]))) / ignoring(worker) group_left vilm_x{job="$job"} / 1e6');
+  assert.deepEqual(r.metrics, ['vilm_step_part_duration_seconds_bucket', 'vilm_x']);
+  assert.deepEqual(r.labels.sort(), ['job', 'le', 'part', 'worker']);
   const reg = await registered();
   assert.equal(resolve(reg, 'vilm_token_total'), null);
   assert.equal(resolve(reg, 'vilm_loss_bucket'), null, 'a gauge has no _bucket series');
@@ -99,9 +111,16 @@ test('the PromQL reader finds names and labels (and so would flag a typo)', asyn
   assert.equal(resolve(reg, 'vilm_step_duration_seconds_count')?.base, 'vilm_step_duration_seconds');
 });
 
-test('prometheus.yml scrapes the coordinator on the default metrics port 9464', () => {
+test('the Prometheus configs scrape the coordinator on the default metrics port and address (127.0.0.1:9464), under the job the dashboard defaults to', async () => {
+  const { DEFAULT_METRICS_PORT } = await import('../src/cli/run-options.ts');
   const p = parseYaml(readFileSync('cluster/prometheus/prometheus.yml', 'utf8')) as { scrape_configs: { job_name: string; static_configs?: { targets: string[] }[] }[] };
   const c = p.scrape_configs.find((s) => s.job_name === 'vilm-coordinator');
-  assert.ok(c?.static_configs?.[0].targets.includes('localhost:9464'));
+  assert.deepEqual(c?.static_configs?.[0].targets, [`127.0.0.1:${DEFAULT_METRICS_PORT}`]);
   assert.ok(p.scrape_configs.some((s) => s.job_name === 'vilm-worker'));
+  const k = parseYaml(readFileSync('cluster/prometheus/prometheus-k8s.yml', 'utf8')) as { scrape_configs: { job_name: string; dns_sd_configs?: { port: number }[] }[] };
+  assert.equal(k.scrape_configs.find((s) => s.job_name === 'vilm-coordinator')?.dns_sd_configs?.[0].port, DEFAULT_METRICS_PORT);
+  assert.ok(k.scrape_configs.some((s) => s.job_name === 'vilm-worker'));
+  // the dashboard's job variable defaults to that job; the worker job is among its worker jobs
+  const vars = loadDashboard().variables;
+  assert.equal((vars.find((v) => v.name === 'job')?.current as { value?: unknown } | undefined)?.value, 'vilm-coordinator');
 });

@@ -1,6 +1,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { createMetrics, BoundedLabels, OTHER_WORKER } from '../src/metrics/index.ts';
+import { createMetrics, stepParts, BoundedLabels, OTHER_WORKER, STEP_PARTS, ETA_WINDOW } from '../src/metrics/index.ts';
 import { startMetricsServer } from '../src/metrics/server.ts';
 import { combineObservers, type StepEvent, type TrainerObserver } from '../src/events/index.ts';
 
@@ -35,6 +35,11 @@ function value(s: ReturnType<typeof parseExposition>['samples'], name: string, l
 test('observer events show up in the exposition with the right names, types and values', async () => {
   const m = createMetrics({ backend: 'wasm', version: '9.9.9' });
   const o = m.observer;
+  // not measured yet: NaN (no point on a graph), not a misleading 0
+  const before = parseExposition(await m.registry.metrics()).samples;
+  for (const n of ['vilm_validation_loss', 'vilm_test_loss', 'vilm_test_perplexity', 'vilm_eta_seconds', 'vilm_global_step', 'vilm_planned_steps']) {
+    assert.ok(Number.isNaN(value(before, n)), `${n} before it is measured`);
+  }
   for (let i = 1; i <= 3; i++) o.onStep!(step(i));
   o.onValidation!({ step: 3, loss: 7.25, tokens: 500, lossSe: 0.01, bitsPerByte: 2.4, bitsPerByteSe: 0.004, sequences: 8, trainSeconds: 1, whole: false });
   o.onTest!({ step: 3, loss: 7.5, ppl: Math.exp(7.5), bitsPerByte: 2.5 });
@@ -55,16 +60,22 @@ test('observer events show up in the exposition with the right names, types and 
     vilm_network_sent_bytes_total: 'counter', vilm_network_received_bytes_total: 'counter',
     vilm_micro_shards_reassigned_total: 'counter', vilm_results_rejected_total: 'counter',
     vilm_checkpoint_duration_seconds: 'histogram', vilm_build_info: 'gauge',
+    vilm_global_step: 'gauge', vilm_planned_steps: 'gauge', vilm_eta_seconds: 'gauge',
+    // the standard Node.js process metrics, under their usual names (no vilm_ prefix)
+    process_cpu_seconds_total: 'counter', process_resident_memory_bytes: 'gauge', process_start_time_seconds: 'gauge',
+    nodejs_eventloop_lag_seconds: 'gauge', nodejs_heap_size_used_bytes: 'gauge', nodejs_gc_duration_seconds: 'histogram',
   };
   for (const [name, type] of Object.entries(expectTypes)) assert.equal(types.get(name), type, name);
-  // one prefix for everything, counters end in _total
+  // our own metrics carry one prefix, process metrics the standard names; counters end in _total
   for (const [name, type] of types) {
-    assert.ok(name.startsWith('vilm_'), name);
+    assert.ok(/^(vilm|process|nodejs)_/.test(name), name);
+    assert.ok(!/^vilm_(process|nodejs)_/.test(name), `${name}: process metrics keep their standard names`);
     if (type === 'counter') assert.ok(name.endsWith('_total'), name);
   }
   assert.ok(![...types.keys()].some((n) => /per_second|tokens_per/.test(n)), 'no throughput gauge: rate() derives it');
 
   assert.equal(value(samples, 'vilm_steps_total'), 3);
+  assert.equal(value(samples, 'vilm_global_step'), 3);
   assert.equal(value(samples, 'vilm_tokens_total'), 1001 + 1002 + 1003);
   assert.equal(value(samples, 'vilm_padded_tokens_total'), 1201 + 1202 + 1203);
   assert.equal(value(samples, 'vilm_loss'), 9 - 0.3);
@@ -97,10 +108,72 @@ test('observer events show up in the exposition with the right names, types and 
   assert.equal(after.length, 1);
   assert.match(after[0].labels, /backend="tensorflow"/);
   // the trainer's start event carries the resolved backend ('auto' never reaches the metric)
-  m.observer.onStart?.({ backend: 'cpu', workers: 2, config: {} });
+  m.observer.onStart?.({ backend: 'cpu', workers: 2, config: {}, step: 3, steps: 10 });
   const started = parseExposition(await m.registry.metrics()).samples.filter((s) => s.name === 'vilm_build_info');
   assert.equal(started.length, 1);
   assert.match(started[0].labels, /backend="cpu"/);
+});
+
+test('global step, planned steps and ETA: the run\'s step (continues on resume), the plan, time left from the recent steps', async () => {
+  let clock = 0;
+  const m = createMetrics({ processMetrics: false, now: () => clock });
+  const read = async () => parseExposition(await m.registry.metrics()).samples;
+  // a resumed run: it starts at step 40 of 100
+  m.observer.onStart!({ backend: 'wasm', workers: 2, config: {}, step: 40, steps: 100 });
+  let s = await read();
+  assert.equal(value(s, 'vilm_global_step'), 40);
+  assert.equal(value(s, 'vilm_planned_steps'), 100);
+  assert.ok(Number.isNaN(value(s, 'vilm_eta_seconds')), 'no ETA before a step');
+  assert.equal(value(s, 'vilm_steps_total'), 0, 'steps_total counts this process\'s steps');
+  // the first step took 1 s (from the start event): 59 steps left
+  clock = 1000;
+  m.observer.onStep!(step(41));
+  s = await read();
+  assert.equal(value(s, 'vilm_global_step'), 41);
+  assert.equal(value(s, 'vilm_steps_total'), 1);
+  assert.ok(Math.abs(value(s, 'vilm_eta_seconds') - 59) < 1e-9, String(value(s, 'vilm_eta_seconds')));
+  // then steps of 3 s (an evaluation, say): after ETA_WINDOW of them the 1 s step is out of the window
+  for (let i = 42; i < 42 + ETA_WINDOW; i++) { clock += 3000; m.observer.onStep!(step(i)); }
+  const at = 41 + ETA_WINDOW;
+  s = await read();
+  assert.equal(value(s, 'vilm_global_step'), at);
+  assert.ok(Math.abs(value(s, 'vilm_eta_seconds') - (100 - at) * 3) < 1e-9, String(value(s, 'vilm_eta_seconds')));
+  // one step more inside the window mixes 1 s and 3 s steps: the mean of the last ETA_WINDOW
+  clock += 1000;
+  m.observer.onStep!(step(at + 1));
+  s = await read();
+  const mean = (3 * (ETA_WINDOW - 1) + 1) / ETA_WINDOW;
+  assert.ok(Math.abs(value(s, 'vilm_eta_seconds') - (100 - at - 1) * mean) < 1e-9);
+  // the test split scored: the run is done
+  m.observer.onTest!({ step: 100, loss: 3, ppl: Math.exp(3), bitsPerByte: 1 });
+  s = await read();
+  assert.equal(value(s, 'vilm_eta_seconds'), 0);
+  assert.equal(value(s, 'vilm_test_loss'), 3);
+});
+
+test('step parts are disjoint: per step and in the exposition they sum to the step duration', async () => {
+  const timings = [
+    { total: 0.4, compute: 0.3, waitStragglers: 0.05, reduce: 0.02, optimizer: 0.03, publish: 0.01 },
+    { total: 1.25, compute: 1.1, waitStragglers: 0.9, reduce: 0.001, optimizer: 0.1, publish: 0.002 },
+    { total: 0.010, compute: 0.004, waitStragglers: 0, reduce: 0.0005, optimizer: 0.003, publish: 0.0001 },
+  ];
+  for (const t of timings) {
+    const p = stepParts(t);
+    assert.deepEqual(Object.keys(p).sort(), [...STEP_PARTS].sort());
+    for (const part of STEP_PARTS) assert.ok(p[part] >= 0, `${part} >= 0`);
+    const sum = STEP_PARTS.reduce((a, part) => a + p[part], 0);
+    assert.ok(Math.abs(sum - t.total) < 1e-12, `parts sum to ${sum}, step ${t.total}`);
+    // compute no longer contains the wait for stragglers
+    assert.ok(Math.abs(p.compute + p.wait_stragglers - t.compute) < 1e-12);
+    assert.equal(p.wait_stragglers, t.waitStragglers);
+  }
+  const m = createMetrics({ processMetrics: false });
+  timings.forEach((t, i) => m.observer.onStep!({ ...step(i + 1), timing: t }));
+  const { samples } = parseExposition(await m.registry.metrics());
+  const partSums = STEP_PARTS.map((part) => value(samples, 'vilm_step_part_duration_seconds_sum', `{part="${part}"}`));
+  const total = value(samples, 'vilm_step_duration_seconds_sum');
+  assert.ok(Math.abs(partSums.reduce((a, b) => a + b, 0) - total) < 1e-9, `${partSums.join(' + ')} vs ${total}`);
+  assert.ok(value(samples, 'vilm_step_part_duration_seconds_sum', '{part="other"}') > 0, 'the rest of the step is a part of its own');
 });
 
 test('per-worker labels are capped: ids past the cap fold into "other"', async () => {

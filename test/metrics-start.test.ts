@@ -47,3 +47,57 @@ test('under --metrics-port, vilm_build_info names the backend in use, not the re
   assert.match(text, /^vilm_build_info\{[^}]*backend="toy"/m);
   assert.doesNotMatch(text, /backend="auto"/);
 });
+
+/** Samples of a text exposition, by `name{labels}`. */
+function samples(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)$/.exec(line);
+    if (m) out.set(m[1], Number(m[2]));
+  }
+  return out;
+}
+
+test('a real run: the global step continues across resume, the plan and ETA follow, and the step parts sum to the step time', { timeout: 120_000 }, async () => {
+  const base = loadConfig('configs/test.yaml');
+  const config: RunConfig = { model: { ...base.model, vocab_size: 64, d_model: 8, n_heads: 2, n_layers: 1, ff_dim: 16 }, train: { ...base.train, steps: 6, eval_every: 2, checkpoint_every: 0 } };
+  const data = syntheticData(path.join(root, 'data-resume'), 64, 7, 6);
+  const out = path.join(root, 'run-resume');
+  const runWith = async (stopAt: number | undefined) => {
+    const m = await serveCoordinatorMetrics({ port: 0, host: '127.0.0.1', backend: 'auto' });
+    try {
+      const r = await runTrainingLoop({
+        config, dataDir: data, outDir: out, resume: false, backend: 'auto', replicaModule: TOY_REPLICA,
+        inProcess: true, threads: 0, testSequences: 4, stopAt, observers: [m.observer],
+      });
+      return { r, s: samples(await (await fetch(`http://127.0.0.1:${m.port}/metrics`)).text()) };
+    } finally { await m.close(); }
+  };
+  const first = await runWith(4);
+  assert.equal(first.r.step, 4);
+  assert.equal(first.s.get('vilm_global_step'), 4);
+  assert.equal(first.s.get('vilm_planned_steps'), 6);
+  assert.ok((first.s.get('vilm_eta_seconds') ?? NaN) > 0, 'two steps left: a positive ETA');
+  assert.ok(Number.isNaN(first.s.get('vilm_test_loss')), 'no test loss before the end');
+
+  // the same command again continues the run: a new process (new metrics), the run's step numbers
+  const second = await runWith(undefined);
+  assert.equal(second.r.step, 6);
+  assert.equal(second.s.get('vilm_global_step'), 6, 'the Steps figure does not restart at 0');
+  assert.equal(second.s.get('vilm_steps_total'), 2, "steps_total counts this process's steps");
+  assert.equal(second.s.get('vilm_planned_steps'), 6);
+  assert.equal(second.s.get('vilm_eta_seconds'), 0);
+  assert.equal(second.s.get('vilm_test_loss'), second.r.final?.testLoss);
+
+  // real timings: the disjoint parts add up to the step duration (sum over the steps)
+  for (const { s } of [first, second]) {
+    const parts = [...s].filter(([k]) => k.startsWith('vilm_step_part_duration_seconds_sum{'));
+    assert.equal(parts.length, 6, parts.map(([k]) => k).join(', '));
+    const total = s.get('vilm_step_duration_seconds_sum')!;
+    const sum = parts.reduce((a, [, v]) => a + v, 0);
+    assert.ok(total > 0);
+    assert.ok(Math.abs(sum - total) <= 1e-9 * Math.max(1, total), `parts ${sum} vs steps ${total}`);
+    // the other figures count the same steps
+    for (const [k] of parts) assert.equal(s.get(k.replace('_sum{', '_count{')), s.get('vilm_steps_total'));
+  }
+});

@@ -23,6 +23,10 @@ test('a remote worker\'s own metrics: tasks, shards, bytes, connection; names ne
     assert.equal(val('vilm_remote_task_duration_seconds_count'), 2);
     assert.ok(Math.abs(val('vilm_remote_task_duration_seconds_sum') - 0.6) < 1e-9);
     assert.match(text, /^vilm_build_info\{version="1\.2\.3",backend="wasm",node="[^"]+",worker="gpu-box-1"\} 1$/m);
+    // the standard Node.js process metrics, under their standard names (no vilm_ prefix)
+    assert.match(text, /^process_cpu_seconds_total \S+$/m);
+    assert.match(text, /^nodejs_eventloop_lag_seconds \S+$/m);
+    assert.doesNotMatch(text, /^vilm_(process|nodejs)_/m);
   } finally { await srv.close(); }
   w.setConnected(false);
   assert.match(await w.registry.metrics(), /^vilm_remote_connected 0$/m);

@@ -1,21 +1,25 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { ensurePrometheus, freePort, startPrometheus, queryRange, promtoolCheckMetrics, upTargets } from '../scripts/fetch-prometheus.ts';
-import { dashboardQueries, expandGrafanaVariables, loadDashboard } from './support/dashboard.ts';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { ensurePrometheus, freePort, queryRange, promtoolCheckMetrics, upTargets, type RunningPrometheus } from '../scripts/fetch-prometheus.ts';
+import { dashboardQueries, expandGrafanaVariables, loadDashboard, parseLabelValues, variableQuery, type VariableValue } from './support/dashboard.ts';
 import { prepareDataset } from '../src/data/prepare/prepare.ts';
 import type { Tokenizer } from '../src/tokenizer/types.ts';
 
 /**
  * The dashboard proven against a real Prometheus: Debian's `prometheus` package (fetched with
- * `apt-get download`, unpacked with `dpkg-deb -x`, cached in .cache/) scrapes a LIVE short
- * training run (`vilm coordinator … --metrics-port P`, 2 worker threads, configs/test.yaml) every
- * second; then every query of every panel must return finite data over the run, and
- * `promtool check metrics` must accept the coordinator's own exposition.
+ * `apt-get download`, unpacked with `dpkg-deb -x`, cached in .cache/), configured from
+ * cluster/prometheus/prometheus.yml (its job names; targets and a 1 s interval swapped in), scrapes
+ * a LIVE short training run (`vilm coordinator … --metrics-port P`, 2 worker threads and one remote
+ * `vilm worker --metrics-port Q`, configs/test.yaml). Then the dashboard's variables are resolved
+ * the way Grafana does (their label_values queries against this Prometheus), every query of every
+ * panel must return finite data over the run — the test loss too, scraped while the coordinator
+ * lingers after the run — and `promtool check metrics` must accept both expositions.
  */
 const CLI = ['--import', 'tsx', 'src/cli/main.ts'];
 
@@ -54,74 +58,175 @@ async function prepareTinyData(dir: string): Promise<string> {
   return data;
 }
 
-interface LiveRun { metricsPort: number; outDir: string; child: ChildProcess; exited: Promise<number | null>; stderr(): string }
+interface Proc { child: ChildProcess; exited: Promise<number | null>; stderr(): string }
 
-/** The metrics source: a real short training run. */
-async function startLiveTraining(dir: string, metricsPort: number): Promise<LiveRun> {
-  const data = await prepareTinyData(dir);
-  const outDir = path.join(dir, 'run');
-  const child = spawn('node', [
-    ...CLI, 'coordinator', '--config', 'configs/test.yaml', '--data', data, '--out', outDir,
-    '--workers', '2', '--local-only', '--backend', 'wasm', '--metrics-port', String(metricsPort),
-    '--steps', '150', '--test-sequences', '8', '--set', 'train.eval_every=5', '--set', 'train.checkpoint_every=10',
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+function start(args: string[]): Proc {
+  const child = spawn('node', [...CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr?.on('data', (d: Buffer) => { err += d.toString(); });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { metricsPort, outDir, child, exited, stderr: () => err };
+  return { child, exited, stderr: () => err };
 }
 
-test('every Grafana panel query returns data from a real Prometheus scraping a live training run; promtool accepts our metrics', { timeout: 600_000 }, async () => {
+/**
+ * Prometheus with cluster/prometheus/prometheus.yml's scrape jobs (the names the dashboard's
+ * variables default to): the coordinator job's target and the worker job's file_sd file point at
+ * this test's processes; everything scraped every second.
+ */
+async function startPrometheusFromClusterConfig(bin: string, coordinator: string, workers: string[]): Promise<RunningPrometheus> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'vilm-prom-'));
+  const cfg = parseYaml(readFileSync('cluster/prometheus/prometheus.yml', 'utf8')) as {
+    global: Record<string, string>; scrape_configs: { job_name: string; static_configs?: { targets: string[] }[]; file_sd_configs?: { files: string[] }[] }[];
+  };
+  cfg.global.scrape_interval = '1s';
+  cfg.global.evaluation_interval = '1s';
+  const coord = cfg.scrape_configs.find((c) => c.job_name === 'vilm-coordinator');
+  const worker = cfg.scrape_configs.find((c) => c.job_name === 'vilm-worker');
+  assert.ok(coord?.static_configs?.[0] && worker?.file_sd_configs?.[0], 'prometheus.yml: jobs vilm-coordinator (static) and vilm-worker (file_sd)');
+  coord.static_configs[0].targets = [coordinator];
+  const sdFile = worker.file_sd_configs[0].files[0].replace('*', 'test');
+  mkdirSync(path.join(dir, path.dirname(sdFile)), { recursive: true });
+  writeFileSync(path.join(dir, sdFile), toYaml([{ targets: workers }]));
+  writeFileSync(path.join(dir, 'prometheus.yml'), toYaml(cfg));
+  const port = await freePort();
+  const child: ChildProcess = spawn(bin, [
+    `--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`,
+    `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn',
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr?.on('data', (d: Buffer) => { out += d.toString(); });
+  let exited = false;
+  child.once('exit', () => { exited = true; });
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    if (!exited) {
+      const done = new Promise<void>((r) => child.once('exit', () => r()));
+      child.kill('SIGTERM');
+      await done;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (exited) { await stop(); throw new Error(`prometheus exited at start:\n${out}`); }
+    try {
+      if ((await fetch(`${url}/-/ready`)).ok) break;
+    } catch { /* not listening yet */ }
+    if (Date.now() > deadline) { await stop(); throw new Error(`prometheus not ready after 60 s:\n${out}`); }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { url, output: () => out, stop };
+}
+
+/** A label's values over the series matching `selector` in [start, end] (Grafana's label_values). */
+async function labelValues(url: string, selector: string, label: string, start: number, end: number): Promise<string[]> {
+  const q = new URLSearchParams({ 'match[]': selector, start: String(start), end: String(end) });
+  const r = await fetch(`${url}/api/v1/label/${label}/values?${q}`);
+  const j = (await r.json()) as { status: string; data?: string[]; error?: string };
+  if (j.status !== 'success' || !j.data) throw new Error(`label values ${label} of ${selector}: ${j.error ?? r.status}`);
+  return j.data;
+}
+
+test('every Grafana panel query returns data from a real Prometheus scraping a live training run (variables resolved like Grafana); promtool accepts our metrics', { timeout: 600_000 }, async () => {
   const tools = ensurePrometheus();
   // a missing tool is a failure, not a skip: CI installs it (.ci/run), so must a contributor
   assert.ok(tools.ok, `cannot get Debian's prometheus package (apt-get download prometheus): ${tools.ok ? '' : tools.reason}`);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'vilm-promtest-'));
+  const data = await prepareTinyData(dir);
+  const outDir = path.join(dir, 'run');
+  const [metricsPort, wsPort, workerPort] = [await freePort(), await freePort(), await freePort()];
+  const coordTarget = `127.0.0.1:${metricsPort}`, workerTarget = `127.0.0.1:${workerPort}`;
   // Prometheus first (ready, scraping every second), then the run: a short run must not finish
   // before its first scrape
-  const metricsPort = await freePort();
-  const prom = await startPrometheus(tools.prometheus, [`127.0.0.1:${metricsPort}`], { scrapeInterval: '1s' });
-  const run = await startLiveTraining(dir, metricsPort).catch(async (e: unknown) => { await prom.stop(); throw e; });
+  const prom = await startPrometheusFromClusterConfig(tools.prometheus, coordTarget, [workerTarget]);
+  // the coordinator waits for the remote worker (3 = 2 threads + 1 remote), so the remote worker's
+  // own metrics have tasks to show
+  const run = start([
+    'coordinator', '--config', 'configs/test.yaml', '--data', data, '--out', outDir,
+    '--workers', '2', '--min-workers', '3', '--port', String(wsPort), '--backend', 'wasm', '--metrics-port', String(metricsPort),
+    '--steps', '150', '--test-sequences', '8', '--set', 'train.eval_every=5', '--set', 'train.checkpoint_every=10',
+  ]);
+  const worker = start(['worker', '--connect', `ws://127.0.0.1:${wsPort}`, '--name', 'remote-1', '--metrics-port', String(workerPort), '--retry', '120']);
   try {
-    const start = Date.now() / 1000;
-    // while it trains: take one exposition for promtool, and see Prometheus scrape the target
-    let exposition = '';
-    let scraped = false;
+    const startSec = Date.now() / 1000;
+    // while it trains: take one exposition of each for promtool (then leave /metrics to Prometheus:
+    // the coordinator's linger ends at the first scrape after the run, which must be Prometheus'),
+    // and see Prometheus scrape both targets
+    let exposition = '', workerExposition = '';
+    const scraped = new Set<string>();
     let code: number | null | undefined;
     void run.exited.then((c) => { code = c; });
+    const deadline = Date.now() + 500_000;
     while (code === undefined) {
-      try {
-        const r = await fetch(`http://127.0.0.1:${run.metricsPort}/metrics`);
-        const text = await r.text();
-        if (/^vilm_steps_total [1-9]/m.test(text)) exposition = text;
-      } catch { /* not listening yet */ }
-      if (!scraped && (await upTargets(prom.url)).length > 0) scraped = true;
+      assert.ok(Date.now() < deadline, `the run did not end in time:\n${run.stderr().slice(-3000)}`);
+      if (!exposition) {
+        try {
+          const text = await (await fetch(`http://${coordTarget}/metrics`)).text();
+          if (/^vilm_steps_total [1-9]/m.test(text)) exposition = text;
+        } catch { /* not listening yet */ }
+      }
+      if (!workerExposition) {
+        try {
+          const text = await (await fetch(`http://${workerTarget}/metrics`)).text();
+          if (/^vilm_remote_tasks_total [1-9]/m.test(text)) workerExposition = text;
+        } catch { /* not listening yet */ }
+      }
+      for (const t of await upTargets(prom.url)) scraped.add(new URL(t).host);
       await new Promise((r) => setTimeout(r, 500));
     }
     assert.equal(code, 0, `coordinator failed:\n${run.stderr().slice(-3000)}`);
-    assert.ok(scraped, 'Prometheus never scraped the coordinator');
+    assert.deepEqual([...scraped].sort(), [coordTarget, workerTarget].sort(), 'Prometheus scraped the coordinator and the remote worker');
     assert.ok(exposition, 'never saw vilm_steps_total > 0 on /metrics');
+    assert.ok(workerExposition, 'never saw vilm_remote_tasks_total > 0 on the remote worker');
+    // scraped during the run: the coordinator waited for Prometheus to take the final figures
+    assert.match(run.stderr(), /metrics: waiting up to 60 s for one more scrape of the final figures/);
     const end = Date.now() / 1000 + 1;
 
-    const lint = promtoolCheckMetrics(tools.promtool, exposition);
-    assert.equal(lint.status, 0, `promtool check metrics:\n${lint.output}`);
+    for (const [what, text] of [['coordinator', exposition], ['remote worker', workerExposition]] as const) {
+      const lint = promtoolCheckMetrics(tools.promtool, text);
+      assert.equal(lint.status, 0, `promtool check metrics (${what}):\n${lint.output}`);
+    }
 
-    const queries = dashboardQueries(loadDashboard().panels);
+    // the variables, resolved like Grafana: each label_values query against this Prometheus
+    const d = loadDashboard();
+    const vars: Record<string, VariableValue> = {};
+    const resolved: Record<string, string[]> = {};
+    for (const v of d.variables.filter((x) => x.type === 'query')) {
+      const lv = parseLabelValues(variableQuery(v));
+      assert.ok(lv, `${v.name}: ${variableQuery(v)}`);
+      resolved[v.name] = await labelValues(prom.url, expandGrafanaVariables(lv.selector, '5s', vars), lv.label, startSec, end);
+      if (v.name === 'job') vars.job = 'vilm-coordinator';
+      else if (v.name === 'instance') vars.instance = coordTarget;
+      else vars[v.name] = v.includeAll && v.allValue ? { all: v.allValue } : { values: resolved[v.name], multi: true };
+    }
+    assert.deepEqual(resolved, { job: ['vilm-coordinator'], instance: [coordTarget], worker_job: ['vilm-worker'], worker_instance: [workerTarget] });
+
+    const queries = dashboardQueries(d.panels);
     assert.ok(queries.length > 0);
     const empty: string[] = [];
     for (const q of queries) {
-      const series = await queryRange(prom.url, expandGrafanaVariables(q.expr, '5s'), start, end, 1);
+      const series = await queryRange(prom.url, expandGrafanaVariables(q.expr, '5s', vars), startSec, end, 1);
       const finite = series.flatMap((s) => s.values).filter(([, v]) => Number.isFinite(Number(v)));
       if (finite.length === 0) empty.push(`${q.panel} [${q.refId}] ${q.expr}`);
     }
     assert.deepEqual(empty, [], 'panel queries without data');
+    // another run's coordinator is not mixed in: an instance that is not this run's has no data
+    const other = await queryRange(prom.url, expandGrafanaVariables(queries[0].expr, '5s', { ...vars, instance: '127.0.0.1:1' }), startSec, end, 1);
+    assert.equal(other.flatMap((s) => s.values).length, 0, 'queries follow $instance');
+    // the final figures were scraped (the linger) and are the run's
+    const final = JSON.parse(readFileSync(path.join(outDir, 'final.json'), 'utf8')) as { testLoss: number; step: number };
+    const testLoss = await queryRange(prom.url, `vilm_test_loss{job="vilm-coordinator", instance="${coordTarget}"}`, startSec, end, 1);
+    const last = testLoss.flatMap((s) => s.values).map(([, v]) => Number(v)).filter(Number.isFinite).at(-1);
+    assert.ok(last !== undefined && Math.abs(last - final.testLoss) < 1e-9, `test loss in Prometheus ${last}, final.json ${final.testLoss}`);
 
     // the same run's log renders as a report
-    assert.ok(existsSync(path.join(run.outDir, 'log.jsonl')));
-    const rep = vilm(['report', run.outDir], 60_000);
+    assert.ok(existsSync(path.join(outDir, 'log.jsonl')));
+    const rep = vilm(['report', outDir], 60_000);
     assert.equal(rep.status, 0, rep.stderr);
-    assert.equal((readFileSync(path.join(run.outDir, 'report.html'), 'utf8').match(/<svg/g) ?? []).length, 4);
+    assert.equal((readFileSync(path.join(outDir, 'report.html'), 'utf8').match(/<svg/g) ?? []).length, 4);
   } finally {
-    if (run.child.exitCode === null) { run.child.kill('SIGKILL'); await run.exited; }
+    for (const p of [run, worker]) if (p.child.exitCode === null && p.child.signalCode === null) { p.child.kill('SIGKILL'); await p.exited; }
     await prom.stop();
     rmSync(dir, { recursive: true, force: true });
   }

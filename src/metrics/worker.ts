@@ -1,11 +1,12 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { METRIC_PREFIX } from './index.js';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { METRIC_PREFIX, registerProcessMetrics } from './index.js';
 
 /**
  * Metrics a remote worker may serve on its own /metrics (e.g. `vilm worker --metrics-port 9465`,
- * with startMetricsServer from ./index.ts). The coordinator already counts every worker's results
+ * with startMetricsServer from ./server.ts). The coordinator already counts every worker's results
  * (vilm_worker_*{worker}); these are the worker's own view, named `vilm_remote_*` so that a
- * dashboard summing coordinator series never double-counts them.
+ * dashboard summing coordinator series never double-counts them. The standard Node.js process
+ * metrics come without prefix (`process_*`, `nodejs_*`), as on the coordinator.
  */
 export interface WorkerMetricsOptions {
   /** the worker's name (as in `--name`), a label of vilm_build_info */
@@ -39,10 +40,7 @@ export function createWorkerMetrics(opts: WorkerMetricsOptions): WorkerMetrics {
   const registry = opts.registry ?? new Registry();
   const registers = [registry];
   const p = `${METRIC_PREFIX}remote_`;
-  if (opts.processMetrics ?? true) {
-    collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
-    for (const n of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(METRIC_PREFIX + n);
-  }
+  if (opts.processMetrics ?? true) registerProcessMetrics(registry);
   const tasks = new Counter({ name: `${p}tasks_total`, help: 'Tasks computed and answered by this worker.', registers });
   const shards = new Counter({ name: `${p}micro_shards_total`, help: 'Micro-shards computed by this worker.', registers });
   const taskSeconds = new Histogram({ name: `${p}task_duration_seconds`, help: 'Compute time of one task on this worker.', buckets: TASK_BUCKETS, registers });
