@@ -11,6 +11,11 @@
  * The configurations run interleaved (1, 2, 4, 8, ws, then again) `--repeat` times and each row is
  * the run with the median tokens/s, so a noisy neighbour on a shared VM hits every row alike. [--set train.micro_shards=16 …]
  *
+ * `--verify P` (0 < P ≤ 1) adds a row `verify-N` per thread count N ≥ 2: the same run with
+ * `--verify-fraction P` (a fraction P of tasks computed twice, bytes compared), so the table shows
+ * verification's cost beside the unverified run — ideally tokens/s × 1/(1 + P) — and the weights
+ * must stay the same. Cheap: `--workers-list 2 --ws 0 --verify 0.25 --repeat 1 --config configs/test.yaml`.
+ *
  * Without --data it uses /work/shared/prepared when present, else writes random token rows of the
  * config's vocabulary (speed does not depend on the text) to a temp dir.
  * Targets on a 2-core machine: 2 workers ≥ 1.8× one; 8 not slower than 2 by > 10 %;
@@ -39,11 +44,16 @@ const { values: args } = parseArgs({
     repeat: { type: 'string', default: '3' },
     out: { type: 'string', default: 'bench-results/bench-scaling.json' },
     set: { type: 'string', multiple: true, default: [] },
+    verify: { type: 'string', default: '0' },
   },
 });
 
 interface Row {
   name: string;
+  /** --verify-fraction of the run (0: none) */
+  verifyFraction: number;
+  /** micro-shards computed per micro-shard of the batch (1: each once; verification computes some twice) */
+  workFactor: number;
   transport: 'thread' | 'ws';
   workers: number;
   steps: number;
@@ -68,14 +78,14 @@ const data = args.data ?? (existsSync(path.join(shared, 'manifest.json')) ? shar
 }));
 setQuiet(true);
 
-async function measure(name: string, transport: 'thread' | 'ws', workers: number): Promise<Row> {
+async function measure(name: string, transport: 'thread' | 'ws', workers: number, verifyFraction = 0): Promise<Row> {
   const steps: StepEvent[] = [];
   const perWorker: WorkerResultEvent[] = [];
   let current = 0;
   const children: ChildProcess[] = [];
   const r = await runTrainingLoop({
     config: cfg, dataDir: data, outDir: path.join(root, name), resume: false, backend: 'auto', inProcess: false,
-    threads: transport === 'thread' ? workers : 0, testSequences: 8,
+    threads: transport === 'thread' ? workers : 0, testSequences: 8, verifyFraction,
     remote: transport === 'ws' ? { host: '127.0.0.1', port: 0 } : undefined, minWorkers: transport === 'ws' ? workers : 1,
     observers: [{
       onStep: (e) => { current = e.step; if (e.step > warmup) steps.push(e); },
@@ -98,7 +108,8 @@ async function measure(name: string, transport: 'thread' | 'ws', workers: number
   const coord = sum((e) => e.timing.reduce + e.timing.optimizer + e.timing.publish);
   const workerSteps = Math.max(1, perWorker.length);
   return {
-    name, transport, workers, steps: steps.length,
+    name, verifyFraction, transport, workers, steps: steps.length,
+    workFactor: perWorker.reduce((a, e) => a + e.microShards, 0) / Math.max(1, steps.length * cfg.train.micro_shards),
     tokensPerSec: sum((e) => e.tokens) / total,
     paddedTokensPerSec: sum((e) => e.paddedTokens) / total,
     stepSeconds: total / steps.length,
@@ -115,12 +126,18 @@ async function main(): Promise<void> {
   const runs = new Map<string, Row[]>();
   const list = args['workers-list'].split(',').map(Number).filter((n) => n > 0);
   const nWs = Number(args.ws);
+  const verify = Number(args.verify);
+  if (!(verify >= 0 && verify <= 1)) throw new Error(`--verify: a fraction 0..1, got ${args.verify}`);
   const repeat = Math.max(1, Number(args.repeat));
   const add = (r: Row) => { const key = r.name.replace(/-\d+$/, ''); const a = runs.get(key) ?? []; a.push(r); runs.set(key, a); };
   for (let k = 1; k <= repeat; k++) {
     for (const n of list) {
       process.stderr.write(`[${k}/${repeat}] threads ${n}…\n`);
       add(await measure(`threads-${n}-${k}`, 'thread', n));
+      if (verify > 0 && n >= 2) {
+        process.stderr.write(`[${k}/${repeat}] threads ${n}, --verify-fraction ${verify}…\n`);
+        add(await measure(`verify-${n}-${k}`, 'thread', n, verify));
+      }
     }
     if (nWs > 0) {
       process.stderr.write(`[${k}/${repeat}] websocket ${nWs}…\n`);
@@ -145,16 +162,20 @@ async function main(): Promise<void> {
     maxCoordinatorFraction: Math.max(...rows.map((r) => r.coordinatorFraction)),
     ws_vs_threads: ratio(ws, wsThreads),
     sameWeights: new Set(allRuns.map((r) => r.weightsSha256)).size === 1,
+    // tokens/s with --verify-fraction over the same thread count without (ideal: 1 / (1 + P))
+    verifyCost: verify > 0 ? Object.fromEntries(list.filter((k) => k >= 2).map((k) => [`threads-${k}`, ratio(by(`verify-${k}`), by(`threads-${k}`))])) : null,
+    verifyIdeal: verify > 0 ? 1 / (1 + verify) : null,
     targets: { speedup2vs1: '>= 1.8', eight_vs_two: '>= 0.9', maxCoordinatorFraction: '<= 0.05', ws_vs_threads: '>= 0.85' },
   };
   const fmt = (x: number, d = 0) => x.toFixed(d).padStart(10);
   const lines = [
     `config ${args.config}, ${cfg.train.batch_tokens} tokens/batch, ${cfg.train.micro_shards} micro-shards, ${measured} measured steps after ${warmup} warm-up, median of ${repeat} interleaved runs, ${cpus().length} cores`,
-    `${'run'.padEnd(12)}${'tokens/s'.padStart(10)}${'padded/s'.padStart(10)}${'step s'.padStart(10)}${'coord ms'.padStart(10)}${'coord %'.padStart(10)}${'wait %'.padStart(10)}${'sent/w/st'.padStart(12)}${'recv/w/st'.padStart(12)}`,
-    ...rows.map((r) => `${r.name.padEnd(12)}${fmt(r.tokensPerSec)}${fmt(r.paddedTokensPerSec)}${fmt(r.stepSeconds, 2)}${fmt(r.coordinatorSeconds * 1000, 1)}${fmt(r.coordinatorFraction * 100, 1)}${fmt(r.waitStragglersFraction * 100, 1)}${String(Math.round(r.bytesSentPerWorkerStep)).padStart(12)}${String(Math.round(r.bytesReceivedPerWorkerStep)).padStart(12)}`),
+    `${'run'.padEnd(12)}${'tokens/s'.padStart(10)}${'padded/s'.padStart(10)}${'step s'.padStart(10)}${'coord ms'.padStart(10)}${'coord %'.padStart(10)}${'wait %'.padStart(10)}${'work ×'.padStart(8)}${'sent/w/st'.padStart(12)}${'recv/w/st'.padStart(12)}`,
+    ...rows.map((r) => `${r.name.padEnd(12)}${fmt(r.tokensPerSec)}${fmt(r.paddedTokensPerSec)}${fmt(r.stepSeconds, 2)}${fmt(r.coordinatorSeconds * 1000, 1)}${fmt(r.coordinatorFraction * 100, 1)}${fmt(r.waitStragglersFraction * 100, 1)}${r.workFactor.toFixed(2).padStart(8)}${String(Math.round(r.bytesSentPerWorkerStep)).padStart(12)}${String(Math.round(r.bytesReceivedPerWorkerStep)).padStart(12)}`),
     '',
     `2 vs 1 thread: ${summary.speedup2vs1?.toFixed(2) ?? '-'}× (target ≥ 1.8)   8 vs 2: ${summary.eight_vs_two?.toFixed(2) ?? '-'}× (target ≥ 0.9)   ` +
       `coordinator ≤ ${(summary.maxCoordinatorFraction * 100).toFixed(1)} % (target ≤ 5 %)   ws vs threads: ${summary.ws_vs_threads?.toFixed(2) ?? '-'}× (target ≥ 0.85)   same weights: ${summary.sameWeights}`,
+    ...(summary.verifyCost ? [`--verify-fraction ${verify}: tokens/s ${Object.entries(summary.verifyCost).map(([k, v]) => `${k} ${v?.toFixed(2) ?? '-'}×`).join(', ')} of unverified (ideal ${summary.verifyIdeal!.toFixed(2)}×: a fraction ${verify} of tasks computed twice)`] : []),
   ];
   process.stdout.write(lines.join('\n') + '\n');
   mkdirSync(path.dirname(args.out), { recursive: true });

@@ -104,7 +104,7 @@ test('wss:// with a self-signed certificate and HMAC authentication', async () =
 test('a task that fails on every worker fails the step instead of looping forever', async () => {
   let calls = 0;
   const broken: WorkerLink = {
-    id: 'broken', transport: 'thread',
+    id: 'broken', identity: 'broken', transport: 'thread',
     run: async () => { calls++; throw new LinkError('died', 'model: sequence too long'); },
     bytes: () => ({ sent: 0, received: 0 }),
     kick: () => undefined,

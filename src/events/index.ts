@@ -16,8 +16,13 @@ import { log } from '../util/log.js';
 export const TRANSPORTS = ['inprocess', 'thread', 'ws'] as const;
 export type Transport = (typeof TRANSPORTS)[number];
 
-/** Why a worker's result was refused. */
-export const REJECT_REASONS = ['nonfinite', 'shape', 'stale', 'protocol', 'auth'] as const;
+/**
+ * Why a worker's result was refused: 'mismatch' = its token count or emptiness is not what the
+ * coordinator computed from the task; 'implausible' = loss or gradient beyond the per-token bounds
+ * (src/fleet/coordinator/result-check.ts); 'disagree' = its bytes contradict the majority of
+ * recomputations (verification); 'unassigned' = a result for a task never given to that worker.
+ */
+export const REJECT_REASONS = ['nonfinite', 'shape', 'stale', 'protocol', 'auth', 'mismatch', 'implausible', 'disagree', 'unassigned'] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
 /** Why a task went to another worker. */
@@ -50,6 +55,10 @@ export interface StartEvent {
   workers: number;
   /** the run's configuration (model + train), as the run log records it */
   config: unknown;
+  /** the step the run starts from: 0 for a fresh run, the checkpoint's step when it continues */
+  step: number;
+  /** the steps the run is planned to take (train.steps, after --steps) */
+  steps: number;
 }
 
 export interface StepEvent {

@@ -45,7 +45,7 @@ import { buildLayout } from '../model/layout.js';
 import { isOptimizerName, optimizerBufferNames } from '../optim/index.js';
 import type { OptimizerState } from '../optim/types.js';
 import { nameTarget, tempPathFor } from '../util/atomic.js';
-import { UserError } from '../util/errors.js';
+import { DivergedError, UserError } from '../util/errors.js';
 import type { RngState } from '../util/rng.js';
 
 export const CHECKPOINT_FILE = 'checkpoint.vilm';
@@ -253,6 +253,12 @@ export function loadCheckpoint(pathOrRunDir: string): Checkpoint {
  * checkpoint is encoded before this returns, so the caller may keep training on its arrays.
  */
 export function saveCheckpoint(runDir: string, ck: Checkpoint): Promise<SaveResult> {
+  // a diverged run must never replace its last good checkpoint with NaN/Inf weights
+  const bad = firstNonFinite(ck.weights) >= 0 ? 'weights' : Object.keys(ck.optimizer.buffers).find((k) => firstNonFinite(ck.optimizer.buffers[k]) >= 0);
+  if (bad !== undefined) {
+    const what = bad === 'weights' ? 'non-finite weights' : `non-finite optimizer state (${bad})`;
+    return Promise.reject(new DivergedError(what, `diverged at step ${ck.step}: ${what}; not written over ${path.join(runDir, CHECKPOINT_FILE)}`));
+  }
   // encode now (the caller may change its arrays after this call returns), write in turn: saves
   // to one directory run one after another, so a later save never removes an earlier one's temp
   const t0 = performance.now();
@@ -265,6 +271,15 @@ export function saveCheckpoint(runDir: string, ck: Checkpoint): Promise<SaveResu
   saving.set(key, done);
   void done.finally(() => { if (saving.get(key) === done) saving.delete(key); }).catch(() => undefined);
   return done;
+}
+
+/** Index of the first NaN/±Inf in `a`, or −1 (one pass: x − x is 0 for finite x, NaN otherwise). */
+export function firstNonFinite(a: Float32Array): number {
+  let acc = 0;
+  for (let i = 0; i < a.length; i++) acc += a[i] - a[i];
+  if (acc === 0) return -1;
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return i;
+  return -1;
 }
 
 /** In-flight saves per run directory (resolved path). */

@@ -23,10 +23,10 @@ import type { RemoteOptions } from '../fleet/coordinator/ws-server.js';
 import { finalizeGradient } from '../fleet/reduce.js';
 import { buildLayout, initParams } from '../model/layout.js';
 import { clipGlobalNorm, createOptimizer, decayMaskFor, learningRate } from '../optim/index.js';
-import { UserError } from '../util/errors.js';
+import { DivergedError, UserError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE, loadRunCheckpoint, saveCheckpoint, weightsSha256, type Checkpoint } from './checkpoint.js';
+import { CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE, firstNonFinite, loadRunCheckpoint, saveCheckpoint, weightsSha256, type Checkpoint } from './checkpoint.js';
 import { checkResumeMatches } from './run-match.js';
 import { tokenizerFromJson } from '../tokenizer/index.js';
 import { SequenceScorer } from './parallel-eval.js';
@@ -95,6 +95,8 @@ export interface TrainLoopOptions {
   testSequences?: number;
   taskDeadlineMs?: number;
   noWorkerTimeoutMs?: number;
+  /** --verify-fraction: fraction of tasks also computed by a second worker, bytes compared (default 0) */
+  verifyFraction?: number;
   /** hooks for tests and tools */
   hooks?: {
     /** called right after a step's tasks were handed out (e.g. to kill a worker mid-step) */
@@ -191,7 +193,7 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
   let backendName: string = o.backend;
   const fleet = await Coordinator.start({
     model: config.model, backend: o.backend, replicaModule: o.replicaModule, inProcess: o.inProcess, threads: o.threads,
-    remote: o.remote, observers, taskDeadlineMs: o.taskDeadlineMs, noWorkerTimeoutMs: o.noWorkerTimeoutMs,
+    remote: o.remote, observers, taskDeadlineMs: o.taskDeadlineMs, noWorkerTimeoutMs: o.noWorkerTimeoutMs, verifyFraction: o.verifyFraction,
     // every worker is gone mid-step: keep the last completed step safe while waiting for them
     onNoWorkers: () => { log.warn('no workers left; waiting for workers to (re)join'); saving ??= checkpoint().finally(() => { saving = undefined; }); },
   }, initial, startStep);
@@ -218,6 +220,13 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
     lastCheckpointStep = step;
     broadcast(observers, 'onCheckpoint', { step, seconds: (performance.now() - t0) / 1000, bytes: res.bytes });
     log.info('checkpoint', { step, file: res.file });
+  };
+  // The run diverged at step n (a confirmed non-finite result, non-finite weights): the error's one
+  // line names the step and the checkpoint kept; nothing is written (the last good one stays).
+  const diverged = async (n: number, what: string): Promise<DivergedError> => {
+    await saving?.catch(() => undefined);
+    const kept = lastCheckpointStep >= 0 ? `last good checkpoint kept (${ckFile}, step ${lastCheckpointStep})` : 'no checkpoint was written before it';
+    return new DivergedError(what, `diverged at step ${n}: ${what}; ${kept}`);
   };
   // validation: the same seeded random sample of sequences at every evaluation (src/data/sampler.ts)
   const valSplit = ds.split('validation');
@@ -264,7 +273,7 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
     }
     // the backend this process runs validation/test on (workers log their own choice)
     backendName = await fleet.initLocalBackend();
-    broadcast(observers, 'onStart', { backend: backendName, workers: fleet.workerCount, config });
+    broadcast(observers, 'onStart', { backend: backendName, workers: fleet.workerCount, config, step, steps: train.steps });
     log.info('training', { from: startStep, to: train.steps, workers: fleet.workerCount, shards: train.micro_shards });
 
     const stopAt = Math.min(train.steps, o.stopAt ?? Infinity);
@@ -288,13 +297,16 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
           gaveUp = true;
           break;
         }
+        if (e instanceof DivergedError) throw await diverged(step + 1, e.what);
         throw e;
       }
       const tOpt = performance.now();
       finalizeGradient(out.root, V, d, grad);
       const gradNorm = clipGlobalNorm(grad, train.clip_norm);
-      if (Number.isFinite(gradNorm)) optimizer.step(weights, grad, lr);
-      else log.warn(`step ${step + 1}: gradient norm is ${gradNorm}, step skipped`);
+      if (!Number.isFinite(gradNorm)) throw await diverged(step + 1, 'non-finite gradient norm');
+      optimizer.step(weights, grad, lr);
+      // one pass: weights that went non-finite are divergence at once (never published nor saved)
+      if (firstNonFinite(weights) >= 0) throw await diverged(step + 1, 'non-finite weights after the optimizer step');
       const tPub = performance.now();
       step++;
       cursor = sampler.cursor();

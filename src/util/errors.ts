@@ -16,6 +16,26 @@ export function isUserError(e: unknown): e is UserError {
 /** Exit code of a command that could not read or write a file (sysexits' EX_IOERR). */
 export const EXIT_IO = 74;
 
+/**
+ * Exit code of a training run that diverged (sysexits' EX_DATAERR: the numbers the run computed —
+ * its loss, gradient or weights — are not usable). Distinct from 1 (bad input found before
+ * training) and 70 (a bug); like 1 and unlike 75, running the same command again gives the same
+ * divergence: lower the learning rate (or fix the data) and start over.
+ */
+export const EXIT_DIVERGED = 65;
+
+/**
+ * The run diverged: a non-finite (or implausibly large) loss or gradient that a recomputation
+ * confirmed (so no worker is to blame), or non-finite weights. `what` says which, in words; the
+ * message is the CLI's one line (the training loop adds the step and the checkpoint kept).
+ */
+export class DivergedError extends UserError {
+  constructor(readonly what: string, message = `diverged: ${what}`) {
+    super(message, EXIT_DIVERGED);
+    this.name = 'DivergedError';
+  }
+}
+
 /** What the OS said, in words, for the errors a full or protected disk gives. */
 const IO_FAILURES: Record<string, string> = {
   ENOSPC: 'no space left on device',

@@ -40,6 +40,12 @@ export interface CoordinatorOptions {
   /** how long to wait with no worker at all before giving up (default: forever) */
   noWorkerTimeoutMs?: number;
   maxStrikes?: number;
+  /** how long a worker identity is refused after maxStrikes (default 10 min) */
+  banMs?: number;
+  /** fraction of tasks also computed by a second worker and compared byte for byte (default 0) */
+  verifyFraction?: number;
+  /** seed of the draw of verified tasks (default: random) */
+  verifySeed?: number;
   /** called when the last worker leaves while a step is in progress */
   onNoWorkers?: () => void;
 }
@@ -70,6 +76,9 @@ export class Coordinator {
       taskDeadlineMs: opts.taskDeadlineMs ?? 300_000,
       noWorkerTimeoutMs: opts.noWorkerTimeoutMs ?? Infinity,
       maxStrikes: opts.maxStrikes ?? 3,
+      banMs: opts.banMs,
+      verifyFraction: opts.verifyFraction,
+      verifySeed: opts.verifySeed,
       onNoWorkers: opts.onNoWorkers,
     });
     const c = new Coordinator(spec, shared, scheduler, await loadReplicaModule(opts.replicaModule));

@@ -6,6 +6,7 @@ import type { WorkerLink } from './worker-link.js';
 
 export class InProcessLink implements WorkerLink {
   readonly id = 'inprocess';
+  readonly identity = 'inprocess';
   readonly transport = 'inprocess' as const;
   constructor(readonly model: LanguageModel, private readonly weights: () => Float32Array) {}
   async run(task: TaskMsg): Promise<ResultMsg> {

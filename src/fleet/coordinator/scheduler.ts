@@ -1,14 +1,18 @@
 /**
- * The scheduler: the set of connected workers across steps — joins and leaves, strikes against
- * workers that send bad results, waiting for workers, stopping — and one StepRun (./step-run.ts)
- * per step, which hands out that step's tasks and reduces the results.
+ * The scheduler: the set of connected workers across steps — joins and leaves, strikes and bans
+ * against workers that send bad results (counted per worker identity, ./strikes.ts, so they
+ * survive a reconnect), waiting for workers, stopping — and one StepRun (./step-run.ts) per step,
+ * which hands out that step's tasks, checks and reduces the results.
  */
-import { broadcast, transportCounts, type ReassignReason, type TrainerObserver } from '../../events/index.js';
+import { randomBytes } from 'node:crypto';
+import { broadcast, transportCounts, type ReassignReason, type RejectReason, type TrainerObserver } from '../../events/index.js';
 import type { TokenBatch } from '../../model/types.js';
 import { log } from '../../util/log.js';
+import { Rng } from '../../util/rng.js';
 import type { ResultShape } from './result-check.js';
 import { StepRun, type StepHost, type StepOutcome, type WorkerSlot } from './step-run.js';
-import type { LinkError, WorkerLink } from './worker-link.js';
+import { DEFAULT_BAN_MS, StrikeBook } from './strikes.js';
+import type { WorkerLink } from './worker-link.js';
 
 export interface SchedulerOptions {
   observers: readonly TrainerObserver[];
@@ -16,12 +20,28 @@ export interface SchedulerOptions {
   shape: ResultShape;
   /** a task not answered within this many ms is also given to another worker */
   taskDeadlineMs: number;
-  /** bad results (NaN/Inf, wrong shape, stale, protocol) before a worker is disconnected */
+  /** bad results (wrong shape or figures, stale, unassigned, NaN/Inf that a recomputation contradicts) before a worker is disconnected and banned */
   maxStrikes: number;
+  /** how long a worker identity is refused after reaching maxStrikes (default 10 min) */
+  banMs?: number;
+  /**
+   * Fraction P (0..1) of tasks also given to a second, different worker; the two results must be
+   * the same bytes (./step-run.ts). Default 0. Never changes the run's bytes.
+   */
+  verifyFraction?: number;
+  /** seed of the draw of verified tasks (default: random per process, so no worker can predict it) */
+  verifySeed?: number;
   /** how long a step waits with no worker at all before failing (Infinity = forever) */
   noWorkerTimeoutMs: number;
   /** called when a step is left with no worker at all (the loop checkpoints) */
   onNoWorkers?: () => void;
+  /** clock in ms for bans (tests) */
+  now?: () => number;
+}
+
+/** A link's identity; a link that names none is its own (its id). */
+function identityOf(link: WorkerLink): string {
+  return link.identity || link.id;
 }
 
 export class Scheduler implements StepHost {
@@ -31,8 +51,18 @@ export class Scheduler implements StepHost {
   private isStopped = false;
   /** per worker: bytes counted up to its last step */
   private byteMark = new Map<string, { sent: number; received: number }>();
+  private readonly book: StrikeBook;
+  private readonly verifyFraction: number;
+  private readonly verifyRng: Rng;
+  private warnedCannotVerify = false;
 
-  constructor(private readonly opts: SchedulerOptions) {}
+  constructor(private readonly opts: SchedulerOptions) {
+    const p = opts.verifyFraction ?? 0;
+    if (!(p >= 0 && p <= 1)) throw new RangeError(`verifyFraction must be in [0, 1], got ${p}`);
+    this.verifyFraction = p;
+    this.verifyRng = new Rng(opts.verifySeed ?? randomBytes(4).readUInt32LE(0));
+    this.book = new StrikeBook({ maxStrikes: opts.maxStrikes, banMs: opts.banMs ?? DEFAULT_BAN_MS, now: opts.now });
+  }
 
   get shape(): ResultShape { return this.opts.shape; }
   get taskDeadlineMs(): number { return this.opts.taskDeadlineMs; }
@@ -52,15 +82,53 @@ export class Scheduler implements StepHost {
     return { sent: b.sent - m.sent, received: b.received - m.received };
   }
 
-  strike(slot: WorkerSlot, e: LinkError): void {
-    broadcast(this.opts.observers, 'onRejected', { workerId: slot.link.id, reason: e.rejectReason ?? 'stale' });
-    slot.strikes++;
-    if (slot.strikes >= this.opts.maxStrikes && !slot.gone) {
-      log.warn(`worker ${slot.link.id}: ${slot.strikes} rejected results, disconnecting`);
-      slot.link.kick(`${slot.strikes} rejected results`);
-      this.removeLink(slot.link.id);
-    }
+  drawVerify(): boolean {
+    const p = this.verifyFraction;
+    return p > 0 && (p >= 1 || this.verifyRng.next() < p);
   }
+
+  cannotVerify(): void {
+    if (this.warnedCannotVerify) return;
+    this.warnedCannotVerify = true;
+    log.warn(`--verify-fraction ${this.verifyFraction}: only one worker, so its results cannot be compared with another's; tasks are not verified while it is alone`);
+  }
+
+  /**
+   * Count a strike against `link`'s identity for a refused result (`reason`, reported to the
+   * observers); `expel`: straight to maxStrikes. At maxStrikes every connection of that identity
+   * is dropped and the identity is refused for banMs (see bannedFor). Also for links the
+   * scheduler does not hold (yet, or any more): e.g. a WebSocket connection that sends a result
+   * for a task it was never given.
+   */
+  strikeLink(link: WorkerLink, reason: RejectReason, expel = false): void {
+    broadcast(this.opts.observers, 'onRejected', { workerId: link.id, reason });
+    const identity = identityOf(link);
+    const { strikes, banned } = this.book.strike(identity, expel);
+    if (!banned) return;
+    const why = expel ? `result contradicts the other workers (${reason})` : `${strikes} rejected results`;
+    log.warn(`worker ${link.id}: ${why}; disconnecting it, its identity is refused for ${Math.round(this.book.banMs / 1000)} s`, { identity });
+    let held = false;
+    for (const s of [...this.links.values()]) {
+      if (identityOf(s.link) !== identity) continue;
+      held ||= s.link === link;
+      s.link.kick(why);
+      this.removeLink(s.link.id);
+    }
+    if (!held) link.kick(why);
+  }
+
+  /** ms for which `identity` is refused (0: not banned). Ask before accepting a connection. */
+  bannedFor(identity: string): number {
+    return this.book.bannedFor(identity);
+  }
+
+  /** Strikes `identity` holds now (tests, metrics). */
+  strikesOf(identity: string): number {
+    return this.book.strikesOf(identity);
+  }
+
+  /** Identities remembered by the strike table (bounded: ./strikes.ts). */
+  get strikeRecords(): number { return this.book.size; }
 
   private countsChanged(): void {
     const c = transportCounts();
@@ -68,10 +136,18 @@ export class Scheduler implements StepHost {
     broadcast(this.opts.observers, 'onWorkers', c);
   }
 
-  addLink(link: WorkerLink): void {
-    this.links.set(link.id, { link, busy: false, strikes: 0, gone: false });
+  /** A worker joins; a banned identity is kicked instead (false). */
+  addLink(link: WorkerLink): boolean {
+    const banned = this.bannedFor(identityOf(link));
+    if (banned > 0) {
+      log.warn(`worker ${link.id}: refused, its identity is banned for ${Math.ceil(banned / 1000)} s more`, { identity: identityOf(link) });
+      link.kick(`banned for ${Math.ceil(banned / 1000)} s after repeated rejected results`);
+      return false;
+    }
+    this.links.set(link.id, { link, busy: false, gone: false });
     this.countsChanged();
     queueMicrotask(() => this.wake?.());
+    return true;
   }
 
   removeLink(id: string): void {

@@ -23,6 +23,7 @@ export function threadLinks(pool: ThreadPool): WorkerLink[] {
 class ThreadLink implements WorkerLink {
   readonly transport = 'thread' as const;
   constructor(readonly id: string, private readonly pool: ThreadPool) {}
+  get identity(): string { return this.id; }
   async run(task: TaskMsg): Promise<ResultMsg> {
     let reply;
     try {

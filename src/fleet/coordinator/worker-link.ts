@@ -14,7 +14,13 @@ export class LinkError extends Error {
 }
 
 export interface WorkerLink {
+  /** unique among the links connected at one time */
   readonly id: string;
+  /**
+   * Who the worker is across connections: strikes and bans count against it (./strikes.ts).
+   * A thread's and the in-process worker's id; a remote worker's authenticated name.
+   */
+  readonly identity: string;
   readonly transport: Transport;
   /** Run one task. Rejects with a LinkError when the worker dies, disconnects or answers stale. */
   run(task: TaskMsg): Promise<ResultMsg>;
