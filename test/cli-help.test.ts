@@ -32,7 +32,7 @@ test('examples piped: a # line with the description, then the whole command on o
     assert.match(ex[i], /^# \S/, `description line: ${ex[i]}`);
     assert.match(ex[i + 1], /^vilm (coordinator|worker) /, `command line: ${ex[i + 1]}`);
   }
-  assert.ok(ex.includes('vilm coordinator --workers 0 --min-workers 2 --host 0.0.0.0 --token-file secret.txt --data runs/data --out runs/r'));
+  assert.ok(ex.includes('vilm coordinator --workers 0 --min-workers 2 --host 0.0.0.0 --token-file token.txt --data runs/data --out runs/r'));
 });
 
 test('the top-level help lists export once', { timeout: 60_000 }, () => {

@@ -33,16 +33,22 @@ export const MAX_STRING_FIELD = 4096;
 /** Longest close reason sent (the WebSocket limit is 123 bytes). */
 export const MAX_CLOSE_REASON = 120;
 
-/** Heartbeat period, silence timeout and protocol-error limit of a connection (tests shorten them). */
+/** Limits of the worker port and its connections (tests shorten them). */
 export interface ConnectionLimits {
   heartbeatMs: number;
-  /** silence after which a worker is dropped */
+  /** silence (or not reading) after which a worker is dropped */
   heartbeatTimeoutMs: number;
   /** protocol errors (bad frames) before disconnecting */
   maxProtocolErrors: number;
+  /** time an unauthenticated connection has to send its upgrade request */
+  authDeadlineMs: number;
+  /** unauthenticated connections (accepted, upgrade not decided) allowed at once */
+  maxPending: number;
+  /** …of them from one address (so one host cannot take every slot) */
+  maxPendingPerAddress: number;
 }
 
-export const DEFAULT_LIMITS: ConnectionLimits = { heartbeatMs: 2000, heartbeatTimeoutMs: 120_000, maxProtocolErrors: 3 };
+export const DEFAULT_LIMITS: ConnectionLimits = { heartbeatMs: 2000, heartbeatTimeoutMs: 120_000, maxProtocolErrors: 3, authDeadlineMs: 10_000, maxPending: 256, maxPendingPerAddress: 8 };
 
 /** Largest frame a coordinator accepts: a result is at most a full gradient plus row ids. */
 export function coordinatorMaxPayload(total: number, vocab: number): number {

@@ -3,45 +3,49 @@
  * to the other, whatever carries it (an in-process call, a worker-thread message, a WebSocket
  * frame). Both sides import this file; neither imports the other.
  *
- * The WebSocket protocol (binary msgpackr frames, ./codec.ts):
+ * The WebSocket protocol, version 2 (binary msgpackr frames, ./codec.ts; authentication, ./auth.ts):
  *
- *   worker → coordinator                       coordinator → worker
- *   ────────────────────                       ────────────────────
- *   hello     {name}                  ──▶
- *                                     ◀──      challenge {nonce: 32 random bytes (hex), tokenRequired}
- *   auth      {mac}                   ──▶        mac = HMAC-SHA256(token, "vilm-auth-v1|" + nonce + "|" + name),
- *                                                hex; "" when the coordinator needs no token. The token
- *                                                itself never crosses the wire (./auth.ts).
- *                                     ◀──      welcome   {id, spec, total, heartbeatMs}   (config sync)
- *                                     ◀──      weights   {version, weights: Float32Array[total]}
- *                                     ◀──      task      {…TaskMsg}
- *   result    {…ResultMsg}            ──▶        embedding gradient as sparse rows, the rest as one flat
- *                                                Float32Array slice
- *   heartbeat {time}                  ──▶      (any frame counts as a sign of life)
- *   bye       {reason}                ◀─▶      either side, then the socket closes
+ *   worker                                       coordinator
+ *   ──────                                       ───────────
+ *   HTTP upgrade, headers x-vilm-protocol,  ──▶    checked BEFORE a WebSocket exists: version, name,
+ *   -name, -nonce, -time, -auth                     MAC(token, time|nonce|name), clock window, replay;
+ *                                                   refused with 426 (version), 401 (authentication),
+ *                                                   403 (banned), 400, 503 and a short x-vilm-refused
+ *                                           ◀──    101 with x-vilm-nonce (coordinator's) and x-vilm-auth
+ *                                                   ("hmac", or "none" without a token)
+ *                                           ◀──    welcome   {id, spec, total, heartbeatMs}   (config sync;
+ *                                                   sealed: the coordinator's proof of the token)
+ *                                           ◀──    weights   {version, weights: Float32Array[total]}
+ *                                           ◀──    task      {…TaskMsg}
+ *   result    {…ResultMsg}                  ──▶      embedding gradient as sparse rows, the rest as one
+ *                                                   flat Float32Array slice
+ *   heartbeat {time}                        ──▶    (any frame counts as a sign of life)
+ *   bye       {reason}                      ◀─▶    either side, then the socket closes
  *
  * Rules.
- * - A peer speaking another protocol version gets `bye` with a message naming both versions, then
- *   the socket closes with CLOSE.VERSION (./constants.ts); the worker prints it and exits non-zero.
- * - Authentication fails → `bye {reason: "authentication failed"}`, CLOSE.AUTH, counted as rejected
- *   ('auth'). Frames before authentication other than hello/auth are protocol errors.
+ * - With a token every frame carries a MAC over its direction's sequence number and bytes; a frame
+ *   that fails it closes the link (CLOSE.AUTH). A worker with a token refuses a coordinator that
+ *   answers "none" or whose first frame fails the MAC.
  * - `weights` are sent when a worker joins and after every optimizer step (version = optimizer steps
- *   applied). A task names the version it must be computed with; the worker always has it because
- *   frames on one socket arrive in order.
- * - Every incoming frame is size-limited (ws `maxPayload`; larger → close 1009) and validated:
- *   types and shapes of every field, the step / weights version / task id of a result against the
- *   task in flight, finite values. A bad result is rejected and counted (observer.onRejected), its
- *   task recomputed elsewhere; after `maxStrikes` rejections the worker is disconnected (CLOSE.KICKED).
- * - Heartbeats: the worker sends one every `heartbeatMs` while idle; a worker silent for the
- *   coordinator's heartbeat timeout is dropped and its tasks requeued. The per-task deadline is
- *   separate (the scheduler's).
- * - Without a token the coordinator listens on 127.0.0.1 only; with `--tls-cert/--tls-key` it
- *   serves wss://.
+ *   applied) — to a worker that has read what it was sent before; one still reading gets them with
+ *   its next task. A task names the version it must be computed with; the worker always has it
+ *   because frames on one socket arrive in order.
+ * - Every incoming frame is size-limited (ws `maxPayload`; larger → close 1009), its bytes checked
+ *   (./codec.ts) and its fields validated; a result is checked against the task in flight (step,
+ *   version, task id, token count, emptiness computed by the coordinator, finite and plausible
+ *   values). A bad result is rejected and counted (observer.onRejected), its task recomputed
+ *   elsewhere; strikes follow the worker's name across reconnects, and after `maxStrikes` the worker
+ *   is disconnected (CLOSE.KICKED) and its name banned for a while.
+ * - Heartbeats: the worker sends one every `heartbeatMs`; a worker silent for the coordinator's
+ *   heartbeat timeout, or not reading what it is sent for as long, is dropped and its tasks
+ *   requeued. The per-task deadline is separate (the scheduler's).
+ * - Without a token the coordinator listens on loopback only, unless `--insecure`; with
+ *   `--tls-cert/--tls-key` it serves wss://.
  */
 import type { BackendName } from '../backend/types.js';
 import type { ModelConfig } from '../config/index.js';
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** How a worker builds its model replica: the model config and the tfjs backend to run it on. */
 export interface ReplicaSpec {
@@ -96,9 +100,6 @@ export type ThreadReply = { stale: true; version: number } | { stale: false; res
 // ---------------------------------------------------------------------------------------------
 // WebSocket frames (every frame carries its type `t` and the protocol version `v`)
 
-export interface HelloFrame { t: 'hello'; v: number; name: string }
-export interface ChallengeFrame { t: 'challenge'; v: number; nonce: string; tokenRequired: boolean }
-export interface AuthFrame { t: 'auth'; v: number; mac: string }
 export interface WelcomeFrame { t: 'welcome'; v: number; id: string; spec: ReplicaSpec; total: number; heartbeatMs: number }
 export interface WeightsFrame { t: 'weights'; v: number; version: number; weights: Float32Array }
 export interface TaskFrame extends TaskMsg { t: 'task'; v: number }
@@ -106,5 +107,5 @@ export interface ResultFrame extends ResultMsg { t: 'result'; v: number }
 export interface HeartbeatFrame { t: 'heartbeat'; v: number; time: number }
 export interface ByeFrame { t: 'bye'; v: number; reason: string }
 
-export type Frame = HelloFrame | ChallengeFrame | AuthFrame | WelcomeFrame | WeightsFrame | TaskFrame | ResultFrame | HeartbeatFrame | ByeFrame;
+export type Frame = WelcomeFrame | WeightsFrame | TaskFrame | ResultFrame | HeartbeatFrame | ByeFrame;
 export type FrameType = Frame['t'];

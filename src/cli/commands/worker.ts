@@ -1,5 +1,4 @@
 /** `vilm worker` (also the `worker` bin): a remote worker joining a coordinator over WebSocket. */
-import { hostname } from 'node:os';
 import { defineCommand } from '../define.js';
 import { checkPort } from '../run-options.js';
 import { fromEnv } from '../env-defaults.js';
@@ -15,7 +14,7 @@ export const workerCommand = defineCommand({
     .option('connect', fromEnv('connect', { type: 'string', demandOption: true, describe: 'coordinator URL, ws://HOST:PORT or wss://HOST:PORT' }))
     .option('token-file', fromEnv('token-file', { type: 'string', describe: 'the shared secret the coordinator was started with' }))
     .option('tls-ca', fromEnv('tls-ca', { type: 'string', describe: 'PEM CA/certificate to trust for wss:// (self-signed coordinator)' }))
-    .option('name', fromEnv('name', { type: 'string', describe: 'worker name in logs and metrics (default HOST-PID)' }))
+    .option('name', fromEnv('name', { type: 'string', describe: 'worker name in logs and metrics, the identity strikes and bans follow (default HOST-PID; A-Z a-z 0-9 . _ -)' }))
     .option('threads', fromEnv('threads', { type: 'number', default: 1, describe: 'connections to open, each computing in its own thread with its own replica (use the cores of a bigger machine)' }))
     .option('retry', { type: 'number', default: 60, describe: 'seconds to keep retrying a refused or lost connection' })
     .option('metrics-port', fromEnv('metrics-port', { type: 'number', describe: "serve this worker's own Prometheus metrics (vilm_remote_*) on this port" }))
@@ -24,8 +23,8 @@ export const workerCommand = defineCommand({
     .example('$0 worker --connect wss://trainer:7070 --token-file secret.txt --tls-ca cert.pem', 'authenticated, over TLS')
     .example('$0 worker --connect ws://10.0.0.5:7070 --token-file secret.txt --threads 16', 'a 16-core machine as 16 workers'),
   handler: async (a) => {
-    const { runRemoteWorker } = await import('../../fleet/worker/remote-worker.js');
-    const name = a.name ?? `${hostname()}-${process.pid}`;
+    const { runRemoteWorker, workerName } = await import('../../fleet/worker/remote-worker.js');
+    const name = workerName(a.name);
     let events: RemoteWorkerEvents | undefined;
     let close = async () => undefined as void;
     const port = a['metrics-port'];
@@ -58,7 +57,7 @@ export const workerCommand = defineCommand({
     process.once('SIGINT', leave);
     try {
       await Promise.all(Array.from({ length: n }, (_, i) => runRemoteWorker({
-        url: a.connect, token, caFile: a['tls-ca'], name: n > 1 ? `${name}-${i}` : name, retryMs: a.retry * 1000, events: shared,
+        url: a.connect, token, caFile: a['tls-ca'], name: n > 1 ? `${name.slice(0, 42)}-${i}` : name, retryMs: a.retry * 1000, events: shared,
       })));
     } finally { await close(); }
   },

@@ -1,24 +1,27 @@
 /**
- * One remote worker's WebSocket connection on the coordinator, with explicit states:
+ * One remote worker's WebSocket connection on the coordinator. It exists only after the HTTP
+ * upgrade authenticated the worker (./ws-server.ts, ../auth.ts), so it starts JOINED:
  *
- *   AWAITING_HELLO ──hello──▶ AWAITING_AUTH ──auth ok──▶ JOINED ──close──▶ CLOSED
- *          │                        │ auth fails: bye, CLOSE.AUTH          │
- *          └── bad version: bye, CLOSE.VERSION; too many bad frames: CLOSE.PROTOCOL_ERRORS ──┘
+ *   JOINED ──close / bye / kick / bad MAC / too many bad frames / silence / not reading──▶ CLOSED
  *
- * Once JOINED, the connection is a WorkerLink of the scheduler (tasks out, results in); on close
- * its tasks in flight fail so the step requeues them. A watchdog drops a worker that is silent
- * for the heartbeat timeout.
+ * It sends `welcome` (sealed: the coordinator's proof of the token) and the weights, then is a
+ * WorkerLink of the scheduler (tasks out, results in); on close its tasks in flight fail so the
+ * step requeues them. Every frame in is opened (MAC and sequence number) before it is decoded.
+ *
+ * Memory stays bounded whatever the worker does: new weights are pushed only to a worker that has
+ * read everything it was sent (others get them with their next task), a free worker with more
+ * than a frame unread is dropped, and so is one that has not read for the heartbeat timeout.
  */
 import type { RawData, WebSocket } from 'ws';
 import type { RejectReason } from '../../events/index.js';
 import { log } from '../../util/log.js';
-import { verifyMac, newNonce } from '../auth.js';
-import { ProtocolError, decodeFrame, encodeFrame, messageBytes } from '../codec.js';
-import { CLOSE, MAX_CLOSE_REASON, MAX_WORKER_ID_LENGTH, type ConnectionLimits } from '../constants.js';
+import { FrameAuthError, FrameSeal } from '../auth.js';
+import { ProtocolError, WORKER_FRAME_DEPTH, decodeFrame, encodeFrame, messageBytes } from '../codec.js';
+import { CLOSE, MAX_CLOSE_REASON, type ConnectionLimits } from '../constants.js';
 import { PROTOCOL_VERSION, type Frame, type ReplicaSpec, type ResultMsg, type TaskMsg } from '../contract.js';
 import { LinkError, type WorkerLink } from './worker-link.js';
 
-export type ConnectionState = 'AWAITING_HELLO' | 'AWAITING_AUTH' | 'JOINED' | 'CLOSED';
+export type ConnectionState = 'JOINED' | 'CLOSED';
 
 /** What a connection needs from the server that accepted it. */
 export interface ConnectionHost {
@@ -26,100 +29,143 @@ export interface ConnectionHost {
   readonly weights: Float32Array;
   /** weights version currently published */
   readonly version: number;
-  readonly token: string | undefined;
   readonly limits: ConnectionLimits;
   /** largest frame accepted (bytes) */
   readonly maxPayload: number;
-  /** a unique id for a joining worker */
-  newId(name: string): string;
   joined(c: WsConnection): void;
   left(c: WsConnection): void;
   rejected(workerId: string, reason: RejectReason): void;
+  /** a result for a task this worker was never given (or no longer has): a strike */
+  unknownResult(c: WsConnection): void;
+}
+
+/** The authenticated peer: its id, its name (the identity strikes follow) and the frame seals. */
+export interface Session {
+  id: string;
+  name: string;
+  peer: string;
+  /** seals frames to the worker / opens frames from it (no keys without a token) */
+  out: FrameSeal;
+  in: FrameSeal;
 }
 
 export class WsConnection implements WorkerLink {
   readonly transport = 'ws' as const;
-  state: ConnectionState = 'AWAITING_HELLO';
-  /** the worker id once joined ('' before) */
-  id = '';
-  private name = '';
-  private readonly nonce = newNonce();
+  readonly id: string;
+  readonly identity: string;
+  readonly peer: string;
+  state: ConnectionState = 'JOINED';
   private sent = 0;
   private received = 0;
   private errors = 0;
   private lastSeen = Date.now();
-  /** weights version this worker has */
+  /** last time everything sent had been handed to the OS (the worker was reading) */
+  private lastDrained = Date.now();
+  /** weights version this worker has (or has queued) */
   private version = -1;
   private readonly pending = new Map<number, { resolve: (r: ResultMsg) => void; reject: (e: Error) => void }>();
   private readonly watchdog: NodeJS.Timeout;
 
-  constructor(private readonly ws: WebSocket, readonly peer: string, private readonly host: ConnectionHost) {
+  constructor(private readonly ws: WebSocket, private readonly session: Session, private readonly host: ConnectionHost) {
+    this.id = session.id;
+    this.identity = session.name;
+    this.peer = session.peer;
     const limits = host.limits;
     const every = Math.min(limits.heartbeatMs, limits.heartbeatTimeoutMs);
     let lastTick = Date.now();
     this.watchdog = setInterval(() => {
       const now = Date.now();
-      // our own event loop was blocked (evaluation, a long reduce): frames may be waiting unread,
-      // so silence cannot be judged this round
-      if (now - lastTick > 2 * every) this.lastSeen = Math.max(this.lastSeen, now - every);
+      // our own event loop was blocked (a long reduce): frames may be waiting unread, so silence
+      // cannot be judged this round
+      if (now - lastTick > 2 * every) { this.lastSeen = Math.max(this.lastSeen, now - every); this.lastDrained = Math.max(this.lastDrained, now - every); }
       lastTick = now;
+      if (ws.bufferedAmount === 0) this.lastDrained = now;
       if (now - this.lastSeen > limits.heartbeatTimeoutMs) {
-        log.warn(`worker ${this.who}: no heartbeat for ${limits.heartbeatTimeoutMs} ms, dropping it`);
+        log.warn(`worker ${this.id}: no heartbeat for ${limits.heartbeatTimeoutMs} ms, dropping it`);
+        ws.terminate();
+      } else if (now - this.lastDrained > limits.heartbeatTimeoutMs) {
+        log.warn(`worker ${this.id}: has not read what it was sent for ${limits.heartbeatTimeoutMs} ms (${ws.bufferedAmount} bytes waiting), dropping it`);
         ws.terminate();
       }
     }, every);
     ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
-    ws.on('close', (code, reason) => this.onClose(code, reason));
+    ws.on('close', (code) => this.onClose(code));
     ws.on('error', (e: Error & { code?: string }) => this.onError(e));
+    this.send(encodeFrame({ t: 'welcome', v: PROTOCOL_VERSION, id: this.id, spec: host.spec, total: host.weights.length, heartbeatMs: limits.heartbeatMs }));
+    this.sendWeights(host.version);
+    log.info('worker joined', { id: this.id, peer: this.peer });
+    host.joined(this);
   }
 
-  /** The worker's id once joined, else its address. */
-  get who(): string { return this.id || this.peer; }
-
-  // --- WorkerLink (JOINED)
+  // --- WorkerLink
 
   run(task: TaskMsg): Promise<ResultMsg> {
     return new Promise<ResultMsg>((resolve, reject) => {
       if (this.ws.readyState !== this.ws.OPEN) { reject(new LinkError('disconnected', 'socket closed')); return; }
+      // a free worker has read its last task; more than one weights frame still unread means it
+      // stopped reading: drop it rather than queue more
+      const frameBytes = this.host.weights.byteLength + 4096;
+      if (this.ws.bufferedAmount > frameBytes) {
+        const why = `not reading (${this.ws.bufferedAmount} bytes unsent)`;
+        log.warn(`worker ${this.id}: ${why}, dropping it`);
+        this.kick(why);
+        reject(new LinkError('disconnected', why));
+        return;
+      }
       this.pending.set(task.taskId, { resolve, reject });
-      this.sendWeights(task.version);
+      this.sendWeights(task.version, undefined, true);
       this.send(encodeFrame({ t: 'task', v: PROTOCOL_VERSION, ...task }));
     });
   }
 
   bytes() { return { sent: this.sent, received: this.received }; }
 
+  /** Bytes handed to ws but not yet to the OS (backpressure). */
+  get queued(): number { return this.ws.bufferedAmount; }
+
   kick(reason: string): void {
-    try { this.send(encodeFrame({ t: 'bye', v: PROTOCOL_VERSION, reason })); } catch { /* closing anyway */ }
-    this.ws.close(CLOSE.KICKED, reason.slice(0, MAX_CLOSE_REASON));
-    this.failAll('disconnected', reason);
+    this.close(CLOSE.KICKED, reason);
+    this.drop(reason);
   }
 
-  /** Send weights `version` unless the worker has them (`frame`: already encoded, shared by all). */
-  sendWeights(version: number, frame?: Uint8Array): void {
+  /**
+   * Send weights `version` unless the worker has them (`frame`: already encoded, shared by all).
+   * A push after a step (`force` false) waits for a worker still reading: it gets them with its
+   * next task instead.
+   */
+  sendWeights(version: number, frame?: Uint8Array, force = false): void {
     if (this.version === version) return;
+    if (!force && this.ws.bufferedAmount > 0) return;
     this.send(frame ?? encodeFrame({ t: 'weights', v: PROTOCOL_VERSION, version, weights: this.host.weights }));
     this.version = version;
   }
 
   // --- internals
 
-  private send(bytes: Uint8Array): void {
-    this.sent += bytes.byteLength;
-    this.ws.send(bytes);
+  private send(payload: Uint8Array): void {
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    const mac = this.session.out.trailer(payload);
+    this.sent += payload.byteLength + mac.byteLength;
+    if (mac.byteLength === 0) { this.ws.send(payload); return; }
+    // one message in two fragments: the (shared, multi-MB) payload is not copied to append the MAC
+    this.ws.send(payload, { binary: true, fin: false });
+    this.ws.send(mac, { binary: true, fin: true });
   }
 
-  /** Say bye and close (refusals and protocol errors; counted bytes do not matter before joining). */
-  private refuse(code: number, reason: string): void {
-    try { this.ws.send(encodeFrame({ t: 'bye', v: PROTOCOL_VERSION, reason })); } catch { /* already closed */ }
+  /** Say bye (sealed) and close. */
+  private close(code: number, reason: string): void {
+    try { this.send(encodeFrame({ t: 'bye', v: PROTOCOL_VERSION, reason })); } catch { /* closing anyway */ }
     this.ws.close(code, reason.slice(0, MAX_CLOSE_REASON));
   }
 
   private protocolError(msg: string): void {
     this.errors++;
-    this.host.rejected(this.who, 'protocol');
-    log.warn(`worker ${this.who}: ${msg}`);
-    if (this.errors >= this.host.limits.maxProtocolErrors) this.refuse(CLOSE.PROTOCOL_ERRORS, `too many protocol errors (${this.errors})`);
+    this.host.rejected(this.id, 'protocol');
+    log.warn(`worker ${this.id}: ${msg}`);
+    if (this.errors >= this.host.limits.maxProtocolErrors) {
+      this.close(CLOSE.PROTOCOL_ERRORS, `too many protocol errors (${this.errors})`);
+      this.drop('too many protocol errors');
+    }
   }
 
   private failAll(reason: 'disconnected' | 'died', why: string): void {
@@ -128,42 +174,34 @@ export class WsConnection implements WorkerLink {
   }
 
   private onMessage(data: RawData, isBinary: boolean): void {
+    if (this.state === 'CLOSED') return;
     this.lastSeen = Date.now();
     const bytes = messageBytes(data);
     this.received += bytes.byteLength;
     if (!isBinary) { this.protocolError('text frame (frames are binary msgpack)'); return; }
     let f: Frame;
     try {
-      f = decodeFrame(bytes);
+      f = decodeFrame(this.session.in.open(bytes), WORKER_FRAME_DEPTH);
     } catch (e) {
-      if (e instanceof ProtocolError && e.kind === 'version') {
-        log.warn(`worker ${this.peer} refused: ${e.message}`);
-        this.host.rejected(this.peer, 'protocol');
-        this.refuse(CLOSE.VERSION, `protocol version mismatch: coordinator speaks version ${PROTOCOL_VERSION}`);
+      if (e instanceof FrameAuthError) {
+        // not the worker's mistake to forgive: someone on the path, or a broken peer
+        log.warn(`worker ${this.id}: ${e.message}; closing the connection`);
+        this.host.rejected(this.id, 'auth');
+        this.ws.close(CLOSE.AUTH, 'frame authentication failed');
+        this.drop(e.message);
         return;
       }
-      this.protocolError((e as Error).message);
+      this.protocolError(e instanceof ProtocolError ? e.message : 'undecodable frame');
       return;
     }
     switch (f.t) {
-      case 'hello':
-        if (this.state !== 'AWAITING_HELLO') { this.protocolError('second hello'); return; }
-        this.name = f.name || this.peer;
-        this.state = 'AWAITING_AUTH';
-        this.ws.send(encodeFrame({ t: 'challenge', v: PROTOCOL_VERSION, nonce: this.nonce, tokenRequired: Boolean(this.host.token) }));
-        return;
-      case 'auth':
-        if (this.state !== 'AWAITING_AUTH') { this.protocolError('auth out of order'); return; }
-        this.authenticate(f.mac);
-        return;
       case 'heartbeat':
         return;
       case 'result':
-        if (this.state !== 'JOINED') { this.protocolError('result before authentication'); return; }
         this.onResult(f);
         return;
       case 'bye':
-        log.info(`worker ${this.who} left: ${f.reason}`);
+        log.info(`worker ${this.id} left`, { reason: f.reason });
         this.ws.close(CLOSE.NORMAL, 'bye');
         return;
       default:
@@ -171,51 +209,38 @@ export class WsConnection implements WorkerLink {
     }
   }
 
-  private authenticate(mac: string): void {
-    const token = this.host.token;
-    if (token && !verifyMac(token, this.nonce, this.name, mac)) {
-      log.warn(`worker ${this.peer} (${this.name}): authentication failed`);
-      this.host.rejected(this.peer, 'auth');
-      this.refuse(CLOSE.AUTH, 'authentication failed');
-      return;
-    }
-    this.id = this.host.newId(this.name).slice(0, MAX_WORKER_ID_LENGTH);
-    this.state = 'JOINED';
-    this.send(encodeFrame({ t: 'welcome', v: PROTOCOL_VERSION, id: this.id, spec: this.host.spec, total: this.host.weights.length, heartbeatMs: this.host.limits.heartbeatMs }));
-    this.sendWeights(this.host.version);
-    log.info('worker joined', { id: this.id, peer: this.peer });
-    this.host.joined(this);
-  }
-
   /** A result frame arrived (already type-checked); matching and value checks are the step's. */
   private onResult(r: ResultMsg): void {
     const p = this.pending.get(r.taskId);
     if (!p) {
-      this.host.rejected(this.id, 'stale');
-      log.warn(`worker ${this.id}: result for unknown task ${r.taskId} (stale), ignored`);
+      log.warn(`worker ${this.id}: result for a task it does not have, a strike`);
+      this.host.unknownResult(this);
       return;
     }
     this.pending.delete(r.taskId);
     p.resolve(r);
   }
 
-  private onClose(code: number, reason: Buffer): void {
-    clearInterval(this.watchdog);
-    const wasJoined = this.state === 'JOINED';
+  /** Leave the scheduler at once (once): tasks in flight fail and are requeued. */
+  private drop(why: string): void {
+    if (this.state === 'CLOSED') return;
     this.state = 'CLOSED';
-    if (wasJoined) {
-      this.failAll('disconnected', `socket closed (${code}${reason.length ? ' ' + reason.toString() : ''})`);
-      this.host.left(this);
-      log.info('worker left', { id: this.id, code });
-    }
+    clearInterval(this.watchdog);
+    this.failAll('disconnected', why);
+    this.host.left(this);
+  }
+
+  private onClose(code: number): void {
+    this.drop(`socket closed (${code})`);
+    log.info('worker left', { id: this.id, code });
   }
 
   private onError(e: Error & { code?: string }): void {
     if (e.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
-      this.host.rejected(this.who, 'protocol');
-      log.warn(`worker ${this.who}: frame larger than ${this.host.maxPayload} bytes, disconnected`);
+      this.host.rejected(this.id, 'protocol');
+      log.warn(`worker ${this.id}: frame larger than ${this.host.maxPayload} bytes, disconnected`);
     } else {
-      log.warn(`worker ${this.who}: ${e.message}`);
+      log.warn(`worker ${this.id}: connection error`, { code: e.code });
     }
   }
 }

@@ -1,17 +1,25 @@
 /**
  * The coordinator's WebSocket endpoint for remote workers (protocol: ../contract.ts). It listens
- * (ws:// or wss://), turns each accepted socket into a WsConnection (./ws-connection.ts) that joins
- * the scheduler once authenticated, publishes new weights to every joined worker, and says bye
- * to all of them on close.
+ * (ws:// or wss://), authenticates each worker in the HTTP upgrade — before any WebSocket or frame
+ * exists (../auth.ts) — turns each accepted socket into a WsConnection (./ws-connection.ts) that
+ * joins the scheduler, publishes new weights to the joined workers, and says bye to all of them on
+ * close.
+ *
+ * What an unauthenticated peer can cost: one HTTP request of at most 8 KiB of headers, sent within
+ * 10 s, among at most 256 such connections at a time and 8 from one address (ConnectionLimits); then a refusal (status, a short
+ * reason) and the socket is gone. A refused attempt is logged once per peer address a minute.
  */
 import { readFileSync } from 'node:fs';
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { broadcast, type TrainerObserver } from '../../events/index.js';
 import { UserError } from '../../util/errors.js';
 import { getLogFormat, log } from '../../util/log.js';
+import { FrameSeal, HEADER, NO_AUTH, UpgradeVerifier, newNonce, sessionKeys, type Refusal } from '../auth.js';
 import { encodeFrame } from '../codec.js';
-import { DEFAULT_LIMITS, coordinatorMaxPayload, type ConnectionLimits } from '../constants.js';
+import { DEFAULT_LIMITS, MAX_WORKER_ID_LENGTH, coordinatorMaxPayload, type ConnectionLimits } from '../constants.js';
 import { PROTOCOL_VERSION, type ReplicaSpec } from '../contract.js';
 import type { Scheduler } from './scheduler.js';
 import { WsConnection, type ConnectionHost } from './ws-connection.js';
@@ -19,8 +27,10 @@ import { WsConnection, type ConnectionHost } from './ws-connection.js';
 export interface RemoteOptions {
   host: string;
   port: number;
-  /** shared secret for the HMAC challenge–response; without it only 127.0.0.1 is allowed */
+  /** shared secret workers authenticate with (../auth.ts); without it only loopback is allowed */
   token?: string;
+  /** listen on a non-loopback --host without a token (anyone who reaches the port can join) */
+  insecure?: boolean;
   tlsCert?: string;
   tlsKey?: string;
   /** heartbeat period/timeout and protocol-error limit (tests shorten them) */
@@ -40,58 +50,118 @@ export interface RemoteServer {
   readonly port: number;
   /** tell connected workers the new weights */
   publish(version: number): void;
+  /** bytes queued for joined workers and not yet handed to the OS (backpressure) */
+  queuedBytes(): number;
   /** say bye to every worker and stop listening */
   close(reason: string): Promise<void>;
 }
 
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
+
 export async function startWsServer(fleet: FleetView, opts: RemoteOptions, observers: readonly TrainerObserver[]): Promise<RemoteServer> {
   const limits: ConnectionLimits = { ...DEFAULT_LIMITS, ...opts.tuning };
   const maxPayload = coordinatorMaxPayload(fleet.weights.length, fleet.spec.model.vocab_size);
-  let host = opts.host;
-  if (!opts.token && host !== '127.0.0.1' && host !== 'localhost' && host !== '::1') {
-    log.warn(`no --token-file: remote workers cannot authenticate, so the coordinator listens on 127.0.0.1 only (not ${host})`);
-    host = '127.0.0.1';
+  const host = opts.host;
+  if (!opts.token && !LOOPBACK.has(host)) {
+    if (!opts.insecure) throw new UserError(`--host ${host} without --token-file: any machine that reaches the port could join and send gradients; give --token-file (openssl rand -hex 32 > token.txt), or --insecure on a network you trust`);
+    log.warn(`--insecure: listening on ${host} without authentication; anyone who reaches the port can join`);
   } else if (!opts.token) {
-    log.info('no --token-file: listening on 127.0.0.1 only, workers connect without authentication');
+    log.info('no --token-file: listening on loopback only, workers connect without authentication');
   }
   if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) throw new UserError('--tls-cert and --tls-key must be given together');
-  let https: HttpsServer | undefined;
-  if (opts.tlsCert && opts.tlsKey) {
-    const read = (f: string, what: string) => { try { return readFileSync(f); } catch (e) { throw new UserError(`${f}: cannot read ${what} (${(e as NodeJS.ErrnoException).code ?? String(e)})`); } };
-    https = createHttpsServer({ cert: read(opts.tlsCert, '--tls-cert'), key: read(opts.tlsKey, '--tls-key') });
-  }
-
-  const wss = https
-    ? new WebSocketServer({ server: https, maxPayload })
-    : new WebSocketServer({ host, port: opts.port, maxPayload });
+  const read = (f: string, what: string) => { try { return readFileSync(f); } catch (e) { throw new UserError(`${f}: cannot read ${what} (${(e as NodeJS.ErrnoException).code ?? String(e)})`); } };
+  // node:http answers plain requests (426) and hands upgrades to us; ws only frames accepted sockets
+  const tls = opts.tlsCert && opts.tlsKey;
+  const server: Server = tls
+    ? createHttpsServer({ cert: read(opts.tlsCert!, '--tls-cert'), key: read(opts.tlsKey!, '--tls-key'), maxHeaderSize: 8192 })
+    : createHttpServer({ maxHeaderSize: 8192 });
+  const wss = new WebSocketServer({ noServer: true, maxPayload, perMessageDeflate: false });
+  const verifier = new UpgradeVerifier(opts.token, PROTOCOL_VERSION);
   const joined = new Set<WsConnection>();
   let seq = 0;
   const connectionHost: ConnectionHost = {
     spec: fleet.spec,
     get weights() { return fleet.weights; },
     get version() { return fleet.version; },
-    token: opts.token,
     limits,
     maxPayload,
-    newId: (name) => `ws-${++seq}-${name}`,
     joined: (c) => { joined.add(c); fleet.scheduler.addLink(c); },
-    left: (c) => { joined.delete(c); fleet.scheduler.removeLink(c.id); },
+    left: (c) => { if (joined.delete(c)) fleet.scheduler.removeLink(c.id); },
     rejected: (workerId, reason) => broadcast(observers, 'onRejected', { workerId, reason }),
+    unknownResult: (c) => fleet.scheduler.strikeLink(c, 'unassigned'),
   };
 
-  wss.on('connection', (ws, req) => {
+  // unauthenticated sockets: counted from TCP accept until the upgrade is decided, in all and by address
+  let pending = 0;
+  const pendingFrom = new Map<string, number>();
+  server.on('connection', (socket) => {
+    const from = socket.remoteAddress ?? '?';
+    const mine = pendingFrom.get(from) ?? 0;
+    if (pending >= limits.maxPending || mine >= limits.maxPendingPerAddress) { socket.destroy(); return; }
+    pending++;
+    pendingFrom.set(from, mine + 1);
+    let counted = true;
+    // node:http's own headersTimeout is only checked every 30 s: our deadline is exact
+    const deadline = setTimeout(() => socket.destroy(), limits.authDeadlineMs);
+    const done = () => {
+      if (!counted) return;
+      counted = false;
+      pending--;
+      clearTimeout(deadline);
+      const left = (pendingFrom.get(from) ?? 1) - 1;
+      if (left > 0) pendingFrom.set(from, left); else pendingFrom.delete(from);
+    };
+    socket.once('close', done);
+    (socket as Duplex & { vilmDecided?: () => void }).vilmDecided = done;
+  });
+  server.on('request', (_req, res) => {
+    res.writeHead(426, { 'content-type': 'text/plain', connection: 'close' }).end('this port speaks the vilm worker protocol (WebSocket)\n');
+  });
+
+  const warned = new Map<string, number>();
+  const refuse = (socket: Duplex, peer: string, r: Refusal) => {
+    const now = Date.now();
+    const addr = peer.slice(0, peer.lastIndexOf(':'));
+    if ((warned.get(addr) ?? 0) < now) {
+      if (warned.size > 10_000) warned.clear();
+      warned.set(addr, now + 60_000);
+      log.warn(`refused a worker from ${addr}: ${r.reason}`);
+    }
+    if (r.status === 401) broadcast(observers, 'onRejected', { workerId: addr, reason: 'auth' });
+    else broadcast(observers, 'onRejected', { workerId: addr, reason: 'protocol' });
+    socket.end(`HTTP/1.1 ${r.status} ${STATUS_CODES[r.status] ?? ''}\r\n${HEADER.refused}: ${r.reason}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    setTimeout(() => socket.destroy(), 1000).unref();
+  };
+
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    (socket as Duplex & { vilmDecided?: () => void }).vilmDecided?.();
+    socket.on('error', () => undefined);
     const peer = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
-    new WsConnection(ws, peer, connectionHost);
+    const checked = verifier.check(req.headers);
+    if ('status' in checked) { refuse(socket, peer, checked); return; }
+    const banned = fleet.scheduler.bannedFor(checked.name);
+    if (banned > 0) { refuse(socket, peer, { status: 403, reason: `worker name banned for another ${Math.ceil(banned / 1000)} s after rejected results` }); return; }
+    const cNonce = newNonce();
+    const keys = opts.token ? sessionKeys(opts.token, 'coordinator', checked.nonce, cNonce) : undefined;
+    answers.set(req, cNonce);
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const id = `ws-${++seq}-${checked.name}`.slice(0, MAX_WORKER_ID_LENGTH);
+      new WsConnection(ws, { id, name: checked.name, peer, out: new FrameSeal(keys?.send ?? null), in: new FrameSeal(keys?.recv ?? null) }, connectionHost);
+    });
+  });
+  // the 101 answer carries the coordinator's nonce and whether it authenticates
+  const answers = new WeakMap<IncomingMessage, string>();
+  wss.on('headers', (headers, req) => {
+    headers.push(`${HEADER.nonce}: ${answers.get(req) ?? ''}`, `${HEADER.auth}: ${opts.token ? 'hmac' : NO_AUTH}`);
   });
 
   await new Promise<void>((resolve, rejectP) => {
-    const onErr = (e: NodeJS.ErrnoException) => rejectP(new UserError(`--port ${opts.port}: cannot listen on ${host} (${e.code ?? e.message})`));
-    if (https) { https.once('error', onErr); https.listen(opts.port, host, () => resolve()); }
-    else { wss.once('error', onErr); wss.once('listening', () => resolve()); }
+    server.once('error', (e: NodeJS.ErrnoException) => rejectP(new UserError(`--port ${opts.port}: cannot listen on ${host} (${e.code ?? e.message})`)));
+    server.listen(opts.port, host, () => resolve());
   });
-  const addr = (https ? https.address() : wss.address());
+  const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : opts.port;
-  log.info(`listening for workers on ${https ? 'wss' : 'ws'}://${host}:${port}`, { auth: opts.token ? 'hmac' : 'none' });
+  log.info(`listening for workers on ${tls ? 'wss' : 'ws'}://${host}:${port}`, { auth: opts.token ? 'hmac' : 'none' });
   // machine-readable line for scripts/tests that start with --port 0 (a JSON record under --log-format json)
   if (getLogFormat() === 'json') log.info('vilm-coordinator-port', { port });
   else process.stderr.write(`vilm-coordinator-port ${port}\n`);
@@ -103,11 +173,22 @@ export async function startWsServer(fleet: FleetView, opts: RemoteOptions, obser
       const frame = encodeFrame({ t: 'weights', v: PROTOCOL_VERSION, version, weights: fleet.weights });
       for (const c of joined) c.sendWeights(version, frame);
     },
+    queuedBytes() {
+      let n = 0;
+      for (const c of joined) n += c.queued;
+      return n;
+    },
     async close(reason: string) {
       for (const c of joined) c.kick(reason);
-      await new Promise<void>((r) => wss.close(() => r()));
+      // let the byes and close frames go out (workers close at once), then cut whoever is left
+      const closed = [...wss.clients].map((c) => new Promise<void>((r) => { if (c.readyState === c.CLOSED) r(); else c.once('close', () => r()); }));
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(closed), new Promise<void>((r) => { timer = setTimeout(r, 2000); })]);
+      clearTimeout(timer);
       for (const c of wss.clients) c.terminate();
-      if (https) await new Promise<void>((r) => https!.close(() => r()));
+      await new Promise<void>((r) => wss.close(() => r()));
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
     },
   };
 }

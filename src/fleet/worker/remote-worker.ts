@@ -1,8 +1,10 @@
 /**
- * `vilm worker --connect ws://HOST:7070`: a remote worker process. Connects, authenticates
- * (HMAC challenge–response, ../auth.ts; frames in ../contract.ts), receives the config and the current weights,
- * then computes the tasks it is sent, one at a time, until the coordinator says bye. A lost
- * connection is retried (the coordinator requeues whatever was in flight).
+ * `vilm worker --connect ws://HOST:7070`: a remote worker process. Connects and authenticates in
+ * the HTTP upgrade (../auth.ts; frames in ../contract.ts), checks the coordinator's proof of the
+ * token (its sealed first frame), receives the config and the current weights, then computes the
+ * tasks it is sent, one at a time, until the coordinator says bye. A lost connection is retried
+ * (the coordinator requeues whatever was in flight); a refusal (version, authentication, ban) is
+ * final.
  *
  * The model replica runs in a worker thread (the same piscina thread worker as the coordinator's
  * local workers, weights in a SharedArrayBuffer): the main thread stays free to answer
@@ -13,9 +15,9 @@ import { hostname } from 'node:os';
 import { WebSocket } from 'ws';
 import { UserError } from '../../util/errors.js';
 import { log } from '../../util/log.js';
-import { authMac } from '../auth.js';
+import { FrameAuthError, FrameSeal, HEADER, NAME_PATTERN, NO_AUTH, newNonce, sessionKeys, upgradeHeaders } from '../auth.js';
 import { ProtocolError, decodeFrame, encodeFrame, messageBytes } from '../codec.js';
-import { CLOSE, MAX_NAME_LENGTH, WORKER_MAX_PAYLOAD } from '../constants.js';
+import { CLOSE, WORKER_MAX_PAYLOAD } from '../constants.js';
 import { PROTOCOL_VERSION, type Frame, type TaskMsg } from '../contract.js';
 import { blockShardCount } from '../shard-tree.js';
 import { SharedWeights, ThreadPool } from '../thread-pool.js';
@@ -56,12 +58,29 @@ type Ending = { kind: 'bye'; reason: string } | { kind: 'fatal'; message: string
 /** Why the coordinator refused us, by close code (a refusal is final: no retry). */
 const REFUSED: Partial<Record<number, string>> = {
   [CLOSE.VERSION]: 'protocol version mismatch',
-  [CLOSE.AUTH]: 'authentication failed (wrong token?)',
+  [CLOSE.AUTH]: 'frame authentication failed',
 };
+
+/** HTTP answers to the upgrade that are final (the rest — 503, a proxy's 502 … — are retried). */
+const FINAL_STATUS: ReadonlySet<number> = new Set([400, 401, 403, 426]);
+
+/** A worker name safe for a header, a log line and a label: `host-pid` with anything else as '-'. */
+export function workerName(given: string | undefined): string {
+  if (given !== undefined) {
+    if (!NAME_PATTERN.test(given)) throw new UserError(`--name: 1-48 characters of A-Z a-z 0-9 . _ - (starting with a letter or digit), got '${given.slice(0, 60)}'`);
+    return given;
+  }
+  return `${hostname()}-${process.pid}`.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 48) || `worker-${process.pid}`;
+}
+
+/** A peer's short text (a refusal reason) made safe to print: printable ASCII, bounded. */
+function printable(s: string | string[] | undefined): string {
+  return (typeof s === 'string' ? s : '').replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
+}
 
 export async function runRemoteWorker(o: RemoteWorkerOptions): Promise<void> {
   if (!/^wss?:\/\//.test(o.url)) throw new UserError(`--connect: expected ws://HOST:PORT or wss://HOST:PORT, got '${o.url}'`);
-  const name = (o.name ?? `${hostname()}-${process.pid}`).slice(0, MAX_NAME_LENGTH);
+  const name = workerName(o.name);
   const ca = o.caFile ? (() => { try { return readFileSync(o.caFile!); } catch (e) { throw new UserError(`${o.caFile}: cannot read --tls-ca (${(e as NodeJS.ErrnoException).code ?? String(e)})`); } })() : undefined;
   let replica: { spec: string; pool: ThreadPool; shared: SharedWeights } | undefined;
   try {
@@ -88,8 +107,10 @@ export async function runRemoteWorker(o: RemoteWorkerOptions): Promise<void> {
 
   function connectOnce(): Promise<Ending> {
     return new Promise<Ending>((resolve) => {
+      const nonce = newNonce();
       const ws = new WebSocket(o.url, {
         maxPayload: o.maxPayload ?? WORKER_MAX_PAYLOAD, ca, perMessageDeflate: false,
+        headers: upgradeHeaders(o.token, name, nonce, o.protocolVersion ?? PROTOCOL_VERSION),
         // An all-zero frame mask lets ws skip XOR-ing every byte of a multi-MB result on both ends
         // (its byte loop costs ~10 ms a frame without the optional native addon). Masking only
         // guards browsers' proxies against cache poisoning; it hides nothing (use wss:// for that).
@@ -101,39 +122,61 @@ export async function runRemoteWorker(o: RemoteWorkerOptions): Promise<void> {
       let heartbeatMs = 2000;
       let heartbeat: NodeJS.Timeout | undefined;
       let chain: Promise<void> = Promise.resolve();
-      const v = o.protocolVersion ?? PROTOCOL_VERSION;
+      const v = PROTOCOL_VERSION;
       let received = 0;
+      // frame seals, set from the coordinator's answer to the upgrade
+      let seals: { out: FrameSeal; in: FrameSeal } | undefined;
       const send = (f: Frame): number => {
-        if (ws.readyState !== ws.OPEN) return 0;
-        const bytes = encodeFrame(f);
-        ws.send(bytes);
-        return bytes.byteLength;
+        if (ws.readyState !== ws.OPEN || !seals) return 0;
+        const payload = encodeFrame(f), mac = seals.out.trailer(payload);
+        if (mac.byteLength === 0) ws.send(payload);
+        else { ws.send(payload, { binary: true, fin: false }); ws.send(mac, { binary: true, fin: true }); }
+        return payload.byteLength + mac.byteLength;
       };
       const finish = (e: Ending) => { ending ??= e; };
+      const fatal = (message: string, code: number = CLOSE.NORMAL) => {
+        finish({ kind: 'fatal', message: `${o.url}: ${message}` });
+        ws.close(code);
+      };
 
-      ws.on('open', () => { send({ t: 'hello', v, name }); });
+      ws.on('upgrade', (res) => {
+        const cNonce = res.headers[HEADER.nonce], auth = res.headers[HEADER.auth];
+        if (auth === NO_AUTH) {
+          // a coordinator that authenticates nobody cannot prove it knows our token either
+          if (o.token) { fatal('the coordinator does not authenticate workers (it has no token); refusing it, since it could be anyone'); return; }
+          seals = { out: new FrameSeal(null), in: new FrameSeal(null) };
+          return;
+        }
+        if (!o.token) { fatal('the coordinator requires a token (--token-file)'); return; }
+        if (typeof cNonce !== 'string' || !/^[0-9a-f]{64}$/.test(cNonce)) { fatal('the coordinator sent no valid nonce'); return; }
+        const keys = sessionKeys(o.token, 'worker', nonce, cNonce);
+        seals = { out: new FrameSeal(keys.send), in: new FrameSeal(keys.recv) };
+      });
+      ws.on('unexpected-response', (_req, res) => {
+        const status = res.statusCode ?? 0;
+        const reason = printable(res.headers[HEADER.refused]) || `HTTP ${status}`;
+        res.resume();
+        if (FINAL_STATUS.has(status)) finish({ kind: 'fatal', message: `${o.url}: refused: ${reason}` });
+        else finish({ kind: 'lost', message: `refused for now: ${reason}`, joined: false });
+        ws.terminate();
+      });
       ws.on('message', (data) => {
         let f: Frame;
         try {
+          if (!seals) return; // refusing (see 'upgrade')
           const bytes = messageBytes(data);
           received += bytes.byteLength;
-          f = decodeFrame(bytes);
+          f = decodeFrame(seals.in.open(bytes));
         } catch (e) {
-          const msg = (e as Error).message;
-          finish({ kind: 'fatal', message: `${o.url}: ${e instanceof ProtocolError && e.kind === 'version' ? 'coordinator ' + msg : msg}` });
-          ws.close(CLOSE.VERSION, 'bad frame');
+          if (e instanceof FrameAuthError) {
+            fatal(joined ? `a frame from the coordinator failed authentication (${e.message}): someone on the path?` : 'the coordinator could not prove it knows the token (its first frame failed authentication)', CLOSE.AUTH);
+            return;
+          }
+          const msg = e instanceof ProtocolError ? e.message : 'undecodable frame';
+          fatal(e instanceof ProtocolError && e.kind === 'version' ? 'coordinator ' + msg : msg, CLOSE.VERSION);
           return;
         }
         switch (f.t) {
-          case 'challenge': {
-            if (f.tokenRequired && !o.token) {
-              finish({ kind: 'fatal', message: `${o.url}: the coordinator requires a token (--token-file)` });
-              ws.close(CLOSE.NORMAL);
-              return;
-            }
-            send({ t: 'auth', v, mac: f.tokenRequired && o.token ? authMac(o.token, f.nonce, name) : '' });
-            return;
-          }
           case 'welcome': {
             joined = true;
             o.events?.onConnected?.(true);
@@ -190,7 +233,7 @@ export async function runRemoteWorker(o: RemoteWorkerOptions): Promise<void> {
         if (heartbeat) clearInterval(heartbeat);
         if (joined) o.events?.onConnected?.(false);
         const refusal = REFUSED[code];
-        if (refusal !== undefined && (ending === undefined || ending.kind === 'bye')) ending = { kind: 'fatal', message: `${o.url}: refused: ${reason.toString() || refusal}` };
+        if (refusal !== undefined && (ending === undefined || ending.kind === 'bye')) ending = { kind: 'fatal', message: `${o.url}: refused: ${printable(reason.toString()) || refusal}` };
         finish({ kind: 'lost', message: `connection closed (${code})`, joined });
         if (ending?.kind === 'lost') ending = { ...ending, joined };
         resolve(ending!);
