@@ -59,6 +59,34 @@ test('before authentication: no credentials, a wrong MAC, a bad name, a skewed c
   } finally { await fleet.close('test over'); }
 });
 
+test('before authentication: an address that was refused is turned away at accept for the penalty, growing with each offence; others are not', async () => {
+  const { fleet, url } = await startFleet(smallConfig(), {}, { penaltyMs: 600 });
+  try {
+    const port = Number(new URL(url).port);
+    const from = (localAddress: string, headers: Record<string, string>) => within(new Promise<number | 'reset'>((resolve) => {
+      const ws = new WebSocket(url, { headers, localAddress });
+      ws.on('upgrade', () => { resolve(101); ws.terminate(); });
+      ws.on('unexpected-response', (_q, res) => { resolve(res.statusCode ?? 0); res.resume(); ws.terminate(); });
+      ws.on('error', () => resolve('reset'));
+    }), 5000, 'connect');
+    const bad = () => upgradeHeaders('0'.repeat(64), 'w', newNonce(), PROTOCOL_VERSION);
+    assert.equal(await from('127.0.0.4', bad()), 401);
+    // penalised: even a correct request from that address is cut at accept, no HTTP answer
+    assert.equal(await from('127.0.0.4', upgradeHeaders(TOKEN, 'w', newNonce(), PROTOCOL_VERSION)), 'reset');
+    // another address is not affected
+    assert.equal(await from('127.0.0.5', upgradeHeaders(TOKEN, 'w5', newNonce(), PROTOCOL_VERSION)), 101);
+    await new Promise((r) => setTimeout(r, 700));
+    assert.equal(await from('127.0.0.4', upgradeHeaders(TOKEN, 'w4', newNonce(), PROTOCOL_VERSION)), 101);
+    // an oversized request is an offence too
+    const big = await within(new Promise<number | 'reset'>((res) => {
+      const r = http.get({ host: '127.0.0.1', port, path: '/', localAddress: '127.0.0.6', headers: { 'x-pad': 'a'.repeat(16_000) } }, (s) => { s.resume(); res(s.statusCode ?? 0); });
+      r.on('error', () => res('reset'));
+    }), 5000, 'big');
+    assert.equal(big, 'reset');
+    assert.equal(await from('127.0.0.6', upgradeHeaders(TOKEN, 'w6', newNonce(), PROTOCOL_VERSION)), 'reset');
+  } finally { await fleet.close('test over'); }
+});
+
 test('before authentication: an idle connection is dropped at the auth deadline, and past the per-address cap new ones at once', async () => {
   const { fleet, url } = await startFleet(smallConfig(), {}, { authDeadlineMs: 400, maxPendingPerAddress: 3 });
   try {

@@ -46,9 +46,11 @@ export interface ConnectionLimits {
   maxPending: number;
   /** …of them from one address (so one host cannot take every slot) */
   maxPendingPerAddress: number;
+  /** an address that misbehaves before authenticating is turned away at accept this long per offence (./coordinator/door.ts) */
+  penaltyMs: number;
 }
 
-export const DEFAULT_LIMITS: ConnectionLimits = { heartbeatMs: 2000, heartbeatTimeoutMs: 120_000, maxProtocolErrors: 3, authDeadlineMs: 10_000, maxPending: 256, maxPendingPerAddress: 8 };
+export const DEFAULT_LIMITS: ConnectionLimits = { heartbeatMs: 2000, heartbeatTimeoutMs: 120_000, maxProtocolErrors: 3, authDeadlineMs: 10_000, maxPending: 256, maxPendingPerAddress: 8, penaltyMs: 2000 };
 
 /** Largest frame a coordinator accepts: a result is at most a full gradient plus row ids. */
 export function coordinatorMaxPayload(total: number, vocab: number): number {

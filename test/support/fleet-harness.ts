@@ -34,6 +34,7 @@ export function smallConfig(): RunConfig {
 
 export interface Events { rejected: { workerId: string; reason: RejectReason }[]; reassigned: ReassignReason[] }
 
+/** A fleet with remote workers (no penalties for refused addresses unless `tuning` sets them: tests connect from one address). */
 export async function startFleet(cfg: RunConfig, extra: { taskDeadlineMs?: number; maxStrikes?: number } = {}, tuning: Partial<ConnectionLimits> = {}) {
   const ev: Events = { rejected: [], reassigned: [] };
   const observer: TrainerObserver = {
@@ -43,7 +44,7 @@ export async function startFleet(cfg: RunConfig, extra: { taskDeadlineMs?: numbe
   const L = buildLayout(cfg.model);
   const fleet = await Coordinator.start({
     model: cfg.model, backend: 'cpu', replicaModule: TOY_REPLICA, inProcess: false, threads: 0,
-    remote: { host: '127.0.0.1', port: 0, token: TOKEN, tuning }, observers: [observer], ...extra,
+    remote: { host: '127.0.0.1', port: 0, token: TOKEN, tuning: { penaltyMs: 0, ...tuning } }, observers: [observer], ...extra,
   }, initParams(L, cfg.model, 1), 0);
   return { fleet, ev, url: `ws://127.0.0.1:${fleet.remote!.port}` };
 }

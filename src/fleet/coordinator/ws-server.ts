@@ -6,8 +6,9 @@
  * close.
  *
  * What an unauthenticated peer can cost: one HTTP request of at most 8 KiB of headers, sent within
- * 10 s, among at most 256 such connections at a time and 8 from one address (ConnectionLimits); then a refusal (status, a short
- * reason) and the socket is gone. A refused attempt is logged once per peer address a minute.
+ * 10 s, among at most 256 such connections at a time and 8 from one address; then a refusal
+ * (status, a short reason), the socket is gone, and its address is turned away at accept for a
+ * while (./door.ts). A refused attempt is logged once per address a minute.
  */
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
@@ -21,6 +22,7 @@ import { FrameSeal, HEADER, NO_AUTH, UpgradeVerifier, newNonce, sessionKeys, typ
 import { encodeFrame } from '../codec.js';
 import { DEFAULT_LIMITS, MAX_WORKER_ID_LENGTH, coordinatorMaxPayload, type ConnectionLimits } from '../constants.js';
 import { PROTOCOL_VERSION, type ReplicaSpec } from '../contract.js';
+import { Door, peerKey } from './door.js';
 import type { Scheduler } from './scheduler.js';
 import { WsConnection, type ConnectionHost } from './ws-connection.js';
 
@@ -91,30 +93,16 @@ export async function startWsServer(fleet: FleetView, opts: RemoteOptions, obser
     unknownResult: (c) => fleet.scheduler.strikeLink(c, 'unassigned'),
   };
 
-  // unauthenticated sockets: counted from TCP accept until the upgrade is decided, in all and by address
-  let pending = 0;
-  const pendingFrom = new Map<string, number>();
-  server.on('connection', (socket) => {
-    const from = socket.remoteAddress ?? '?';
-    const mine = pendingFrom.get(from) ?? 0;
-    if (pending >= limits.maxPending || mine >= limits.maxPendingPerAddress) { socket.destroy(); return; }
-    pending++;
-    pendingFrom.set(from, mine + 1);
-    let counted = true;
-    // node:http's own headersTimeout is only checked every 30 s: our deadline is exact
-    const deadline = setTimeout(() => socket.destroy(), limits.authDeadlineMs);
-    const done = () => {
-      if (!counted) return;
-      counted = false;
-      pending--;
-      clearTimeout(deadline);
-      const left = (pendingFrom.get(from) ?? 1) - 1;
-      if (left > 0) pendingFrom.set(from, left); else pendingFrom.delete(from);
-    };
-    socket.once('close', done);
-    (socket as Duplex & { vilmDecided?: () => void }).vilmDecided = done;
+  // the front door: caps, deadline and penalties before node:http sees a connection (./door.ts)
+  const door = new Door(limits, (socket) => server.emit('connection', socket));
+  server.on('clientError', (_e, socket) => {
+    // a malformed or oversized request (node:http would answer 400/431): an offence, no answer
+    door.penalise((socket as Duplex & { remoteAddress?: string }).remoteAddress ?? '?');
+    socket.destroy();
   });
-  server.on('request', (_req, res) => {
+  server.on('request', (req, res) => {
+    door.decided(peerKey(req.socket));
+    door.penalise(req.socket.remoteAddress ?? '?');
     res.writeHead(426, { 'content-type': 'text/plain', connection: 'close' }).end('this port speaks the vilm worker protocol (WebSocket)\n');
   });
 
@@ -127,6 +115,7 @@ export async function startWsServer(fleet: FleetView, opts: RemoteOptions, obser
       warned.set(addr, now + 60_000);
       log.warn(`refused a worker from ${addr}: ${r.reason}`);
     }
+    door.penalise(addr);
     if (r.status === 401) broadcast(observers, 'onRejected', { workerId: addr, reason: 'auth' });
     else broadcast(observers, 'onRejected', { workerId: addr, reason: 'protocol' });
     socket.end(`HTTP/1.1 ${r.status} ${STATUS_CODES[r.status] ?? ''}\r\n${HEADER.refused}: ${r.reason}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
@@ -134,9 +123,9 @@ export async function startWsServer(fleet: FleetView, opts: RemoteOptions, obser
   };
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    (socket as Duplex & { vilmDecided?: () => void }).vilmDecided?.();
+    const peer = peerKey(req.socket);
+    door.decided(peer);
     socket.on('error', () => undefined);
-    const peer = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
     const checked = verifier.check(req.headers);
     if ('status' in checked) { refuse(socket, peer, checked); return; }
     const banned = fleet.scheduler.bannedFor(checked.name);
@@ -156,10 +145,10 @@ export async function startWsServer(fleet: FleetView, opts: RemoteOptions, obser
   });
 
   await new Promise<void>((resolve, rejectP) => {
-    server.once('error', (e: NodeJS.ErrnoException) => rejectP(new UserError(`--port ${opts.port}: cannot listen on ${host} (${e.code ?? e.message})`)));
-    server.listen(opts.port, host, () => resolve());
+    door.server.once('error', (e: NodeJS.ErrnoException) => rejectP(new UserError(`--port ${opts.port}: cannot listen on ${host} (${e.code ?? e.message})`)));
+    door.server.listen(opts.port, host, () => resolve());
   });
-  const addr = server.address();
+  const addr = door.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : opts.port;
   log.info(`listening for workers on ${tls ? 'wss' : 'ws'}://${host}:${port}`, { auth: opts.token ? 'hmac' : 'none' });
   // machine-readable line for scripts/tests that start with --port 0 (a JSON record under --log-format json)
@@ -187,8 +176,8 @@ export async function startWsServer(fleet: FleetView, opts: RemoteOptions, obser
       clearTimeout(timer);
       for (const c of wss.clients) c.terminate();
       await new Promise<void>((r) => wss.close(() => r()));
+      await new Promise<void>((r) => door.server.close(() => r()));
       server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
     },
   };
 }
