@@ -20,6 +20,8 @@
  * This process runs at nice 19 while it attacks (see runPhase), so the figures measure what the
  * coordinator spends turning the attacks away, not the attacker's own CPU.
  *
+ * Also the per-frame MAC's cost per step against the quiet run's step time (target ≤ 2 %).
+ *
  * Printed (table + JSON, default bench-results/hostile.json): training tokens/s with and without the
  * attacker (target ≥ 90 %), /healthz p99 while training (polled every 50 ms from a separate process;
  * target < 100 ms), the coordinator's RSS growth over the run (target < 100 MB), and the bytes the
@@ -44,6 +46,8 @@ import { WebSocket } from 'ws';
 import { FrameSeal, HEADER, newNonce, sessionKeys, upgradeHeaders } from '../src/fleet/auth.ts';
 import { encodeFrame } from '../src/fleet/codec.ts';
 import { PROTOCOL_VERSION, type Frame } from '../src/fleet/contract.ts';
+import { loadConfig } from '../src/config/index.ts';
+import { buildLayout } from '../src/model/layout.ts';
 import { writeFileAtomic } from '../src/util/atomic.ts';
 import { preparedData } from '../test/support/fixtures.ts';
 
@@ -228,6 +232,28 @@ function startInsider(url: string, on: () => boolean, count: Record<string, numb
   })();
 }
 
+/**
+ * The per-frame MAC's cost on the coordinator per step, for this config with one remote worker:
+ * the weights frame hashed once (shared by every worker) and the trailer, plus opening one result
+ * of a full dense gradient (the largest a worker sends). Best of 10.
+ */
+function macCostMs(): number {
+  const cfg = loadConfig(args.config!);
+  const total = buildLayout(cfg.model).total;
+  const keys = sessionKeys(token, 'coordinator', newNonce(), newNonce());
+  const send = new FrameSeal(keys.send), recvSeal = new FrameSeal(keys.send), recv = new FrameSeal(keys.send);
+  let best = Infinity;
+  for (let i = 0; i < 10; i++) {
+    const weights = encodeFrame({ t: 'weights', v: PROTOCOL_VERSION, version: i, weights: new Float32Array(total) });
+    const result = recvSeal.seal(encodeFrame({ t: 'weights', v: PROTOCOL_VERSION, version: i, weights: new Float32Array(total) }));
+    const t0 = performance.now();
+    send.trailer(weights);
+    recv.open(result);
+    best = Math.min(best, performance.now() - t0);
+  }
+  return best;
+}
+
 const data = preparedData(dir);
 const rows: [string, Phase][] = [];
 try {
@@ -245,7 +271,10 @@ for (const [name, p] of rows) console.log(`| ${name} | ${fmt(p.tokensPerSecond, 
 console.log(`\noutsider/quiet tokens/s: ${fmt(ratio * 100)} % (target ≥ 90 %); RSS growth under attack ${fmt(growth)} MiB (target < 100); /healthz p99 under attack ${fmt(attacked.healthzP99)} ms (target < 100)`);
 console.log('outsider sent:', JSON.stringify(attacked.attacks));
 console.log(`insider/quiet tokens/s: ${fmt(insider.tokensPerSecond / quiet.tokensPerSecond * 100)} % (no target: a token holder that joins, takes a task and goes costs that task's time); sent: ${JSON.stringify(insider.attacks)}`);
-const pass = ratio >= 0.9 && growth < 100 && attacked.healthzP99 < 100;
-writeFileAtomic(args.json!, JSON.stringify({ steps, rate: Number(args.rate), quiet, outsider: attacked, insider, ratio, rssGrowthMiB: growth, pass }, null, 2) + '\n');
+const mac = macCostMs();
+const stepMs = quiet.trainSeconds * 1000 / (steps - 1);
+console.log(`per-frame MAC per step (one remote worker, ${args.config}): ${fmt(mac, 2)} ms = ${fmt(mac / stepMs * 100, 2)} % of the quiet run's ${fmt(stepMs, 0)} ms step (target ≤ 2 %)`);
+const pass = ratio >= 0.9 && growth < 100 && attacked.healthzP99 < 100 && mac / stepMs <= 0.02;
+writeFileAtomic(args.json!, JSON.stringify({ steps, rate: Number(args.rate), macMsPerStep: mac, stepMs, quiet, outsider: attacked, insider, ratio, rssGrowthMiB: growth, pass }, null, 2) + '\n');
 console.log(`wrote ${args.json}`);
 process.exit(pass ? 0 : 1);
