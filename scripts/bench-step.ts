@@ -18,16 +18,37 @@
  *     gradient, without which it cannot run at all. Its loss and gradient are checked against vilm's.
  *
  * Prints a table and writes bench-results/bench-step.json.
+ *
+ * SHAPE MODE — the shapes training really computes:
+ *   npx tsx scripts/bench-step.ts --shapes-from configs/tiny.yaml[,configs/viwiki.yaml] [--buckets 50,100,150,200,250 | --data DIR]
+ *                                 [--set train.micro_shards=4 …] [--steps 5] [--out bench-results/bench-step-shapes.json]
+ *  A batch of bucket L has R = max(1, ⌊train.batch_tokens / L⌋) rows (src/data/sampler.ts rowsFor); it is
+ *  cut into M = train.micro_shards micro-shards by row (src/fleet/shard-tree.ts shardRange), and each
+ *  micro-shard is computed in row chunks of ⌊train.max_micro_batch_tokens / L⌋ rows (one
+ *  computeGradients call each; src/fleet/worker/compute.ts). For every bucket this mode lists the
+ *  micro-shard sizes and model calls (rows × L; L − 1 input positions a row), times every distinct
+ *  call shape (`--steps` rounds, interleaved over shapes, best of), and reports per call shape and
+ *  per bucket (the sum of its calls = one thread computing the whole batch, the "ceiling" of
+ *  scripts/bench-e2e.ts) ms, tokens/s (input positions), GFLOP/s and MFU against the same matmul
+ *  peak and FLOP model as above. Buckets: --buckets, else DIR/manifest.json's, else `vilm data
+ *  prepare`'s defaults; those above the model's max_len are dropped. With --data, a "data mix" line
+ *  weighs the buckets by the train split's batches per epoch. Writes --out (JSON).
  */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, setStockKernels, type BackendName } from '../src/backend/index.ts';
 import { registerStockGradients } from '../src/backend/autodiff.ts';
-import { loadConfig, type ModelConfig } from '../src/config/index.ts';
+import { applyOverrides, loadConfig, type ModelConfig, type TrainConfig } from '../src/config/index.ts';
 import { createModel } from '../src/model/model.ts';
 import { initParams, type Layout } from '../src/model/layout.ts';
 import type { TokenBatch } from '../src/model/types.ts';
 import { writeFileAtomic } from '../src/util/atomic.ts';
 import { Rng } from '../src/util/rng.ts';
+import { rowsFor } from '../src/data/sampler.ts';
+import { DEFAULT_BUCKETS } from '../src/data/prepare/prepare.ts';
+import type { Manifest } from '../src/data/types.ts';
+import { shardRange } from '../src/fleet/shard-tree.ts';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -113,6 +134,177 @@ function baselineLoss(cfg: ModelConfig, vars: Map<string, tf.Variable>, batch: T
     const weights = tf.tensor1d(labels.map((t) => (t === 0 ? 0 : 1)), 'float32');
     return tf.losses.softmaxCrossEntropy(onehot, logits, weights, 0, tf.Reduction.SUM) as tf.Scalar;
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// SHAPE MODE: the call shapes a training step really computes (see the header)
+
+/** Every value of a repeatable flag (`--set a --set b`). */
+function argAll(name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < process.argv.length - 1; i++) if (process.argv[i] === `--${name}`) out.push(process.argv[i + 1]);
+  return out;
+}
+
+/** One computeGradients call shape of a micro-shard: `rows` rows of `seqLen` tokens (seqLen − 1 input positions). */
+interface CallShape { rows: number; seqLen: number }
+
+/** What one batch of bucket `bucket` becomes in training. */
+interface BucketPlan {
+  bucket: number;
+  /** rows of the batch: max(1, ⌊batch_tokens / bucket⌋) */
+  batchRows: number;
+  /** rows of each micro-shard, in shard order (0: an empty shard, no call) */
+  shardRows: number[];
+  /** model calls of the whole batch: shape and how many times it occurs */
+  calls: { rows: number; seqLen: number; count: number }[];
+}
+
+/** The micro-shards and model calls of a batch of bucket `L` under `train` (the same arithmetic as the sampler, the shard tree and computeShard). */
+function planBucket(train: TrainConfig, L: number): BucketPlan {
+  const R = rowsFor(train.batch_tokens, L), M = train.micro_shards;
+  const chunkRows = Math.max(1, Math.floor(train.max_micro_batch_tokens / L));
+  const shardRows: number[] = [];
+  const calls = new Map<number, number>();
+  for (let i = 0; i < M; i++) {
+    const [r0, r1] = shardRange(R, M, i);
+    shardRows.push(r1 - r0);
+    for (let a = r0; a < r1; a += chunkRows) {
+      const rows = Math.min(r1, a + chunkRows) - a;
+      calls.set(rows, (calls.get(rows) ?? 0) + 1);
+    }
+  }
+  return { bucket: L, batchRows: R, shardRows, calls: [...calls.entries()].sort((a, b) => a[0] - b[0]).map(([rows, count]) => ({ rows, seqLen: L, count })) };
+}
+
+/** "6×3 + 2×4" for [3,3,4,3,3,4,3,3] (count × value, values ascending). */
+function grouped(xs: number[], unit = ''): string {
+  const m = new Map<number, number>();
+  for (const x of xs) m.set(x, (m.get(x) ?? 0) + 1);
+  return [...m.entries()].sort((a, b) => a[0] - b[0]).map(([v, n]) => `${n}×${v}${unit}`).join(' + ');
+}
+
+function printTable(rows: string[][]): void {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  for (const r of rows) console.log(r.map((v, c) => (c === 0 ? v.padEnd(widths[c]) : v.padStart(widths[c]))).join('  '));
+}
+
+async function shapesMain(): Promise<void> {
+  const specs = arg('shapes-from', '').split(',').filter(Boolean);
+  const sets = argAll('set');
+  const dataDir = arg('data', '');
+  const out = arg('out', 'bench-results/bench-step-shapes.json');
+  const manifest: Manifest | null = dataDir ? JSON.parse(readFileSync(path.join(dataDir, 'manifest.json'), 'utf8')) as Manifest : null;
+  const bucketSpec = arg('buckets', '');
+  const requested = bucketSpec ? bucketSpec.split(',').map((x) => Number(x.trim())) : manifest ? manifest.buckets : [...DEFAULT_BUCKETS];
+  if (requested.some((b) => !Number.isInteger(b) || b < 2)) throw new Error(`--buckets: integers ≥ 2 expected, got ${bucketSpec}`);
+  if (!(steps >= 1)) throw new Error(`--steps: at least 1, got ${steps}`);
+  const backend = await initBackend(backendArg);
+
+  const peak0 = peakMatmul();
+  process.stderr.write(`peak matmul (before): ${peak0.gflops.toFixed(2)} GFLOP/s\n`);
+
+  const configs = specs.map((file) => {
+    const cfg = sets.length > 0 ? applyOverrides(loadConfig(file), sets) : loadConfig(file);
+    const model = createModel(cfg.model);
+    const params = initParams(model.layout, cfg.model, 1);
+    const buckets = requested.filter((b) => b <= cfg.model.max_len);
+    const plans = buckets.map((L) => planBucket(cfg.train, L));
+    // distinct call shapes of this config, each with a random batch
+    const rng = new Rng(1);
+    const shapes = new Map<string, { shape: CallShape; batch: TokenBatch; times: number[] }>();
+    for (const p of plans) for (const c of p.calls) {
+      const key = `${c.rows}×${c.seqLen}`;
+      if (shapes.has(key)) continue;
+      const batch: TokenBatch = { rows: c.rows, seqLen: c.seqLen, tokens: new Uint16Array(c.rows * c.seqLen).map(() => 1 + rng.int(cfg.model.vocab_size - 1)) };
+      shapes.set(key, { shape: { rows: c.rows, seqLen: c.seqLen }, batch, times: [] });
+    }
+    return { file, cfg, model, params, buckets, dropped: requested.filter((b) => b > cfg.model.max_len), plans, shapes };
+  });
+
+  // warm-up every shape once, then `steps` rounds interleaved over all shapes (noise hits all alike)
+  for (const c of configs) for (const s of c.shapes.values()) c.model.computeGradients(c.params, s.batch);
+  for (let i = 0; i < steps; i++) {
+    for (const c of configs) for (const [key, s] of c.shapes) {
+      const t0 = performance.now();
+      c.model.computeGradients(c.params, s.batch);
+      s.times.push(performance.now() - t0);
+      if (i === steps - 1) process.stderr.write(`${path.basename(c.file)} ${key}: best ${Math.min(...s.times).toFixed(1)} ms\n`);
+    }
+  }
+  const peak1 = peakMatmul();
+  process.stderr.write(`peak matmul (after): ${peak1.gflops.toFixed(2)} GFLOP/s\n`);
+  const peak = peak1.gflops > peak0.gflops ? peak1 : peak0;
+
+  const results = configs.map((c) => {
+    const shapeRows = [...c.shapes.entries()].map(([key, s]) => {
+      const T = s.shape.seqLen - 1, positions = s.shape.rows * T;
+      const flops = modelFlops(c.cfg.model, c.model.layout, s.shape.rows, T).perStep;
+      const ms = Math.min(...s.times), medianMs = median(s.times);
+      const gflops = flops / ms / 1e6;
+      return { shape: key, rows: s.shape.rows, seqLen: s.shape.seqLen, positions, flops, ms, medianMs, allMs: s.times, tokensPerSec: positions / (ms / 1000), gflops, mfu: gflops / peak.gflops };
+    });
+    const byKey = new Map(shapeRows.map((r) => [r.shape, r]));
+    const buckets = c.plans.map((p) => {
+      let ms = 0, medianMs = 0, flops = 0;
+      for (const call of p.calls) {
+        const r = byKey.get(`${call.rows}×${call.seqLen}`)!;
+        ms += call.count * r.ms; medianMs += call.count * r.medianMs; flops += call.count * r.flops;
+      }
+      const positions = p.batchRows * (p.bucket - 1), gflops = flops / ms / 1e6;
+      return {
+        ...p, positions, paddedTokens: p.batchRows * p.bucket, flops,
+        batchMs: ms, batchMedianMs: medianMs, tokensPerSec: positions / (ms / 1000), gflops, mfu: gflops / peak.gflops,
+      };
+    });
+    // the train split's batches per epoch, per bucket (the sampler's plan): the expected mix of a run
+    let dataMix: { batchesPerEpoch: Record<string, number>; tokensPerSec: number; mfu: number } | undefined;
+    if (manifest) {
+      const hist = manifest.bucketHistogram.train;
+      const batchesPerEpoch: Record<string, number> = {};
+      let pos = 0, ms = 0, flops = 0;
+      for (const b of buckets) {
+        const n = Math.ceil((hist[String(b.bucket)] ?? 0) / b.batchRows);
+        batchesPerEpoch[b.bucket] = n;
+        pos += n * b.positions; ms += n * b.batchMs; flops += n * b.flops;
+      }
+      if (ms > 0) dataMix = { batchesPerEpoch, tokensPerSec: pos / (ms / 1000), mfu: flops / ms / 1e6 / peak.gflops };
+    }
+    return {
+      config: c.file, overrides: sets,
+      train: { batch_tokens: c.cfg.train.batch_tokens, micro_shards: c.cfg.train.micro_shards, max_micro_batch_tokens: c.cfg.train.max_micro_batch_tokens },
+      model: { d_model: c.cfg.model.d_model, n_layers: c.cfg.model.n_layers, vocab_size: c.cfg.model.vocab_size, max_len: c.cfg.model.max_len },
+      droppedBuckets: c.dropped, shapes: shapeRows, buckets, dataMix,
+    };
+  });
+
+  const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
+  for (const r of results) {
+    console.log(`\n${r.config}${r.overrides.length ? ` (${r.overrides.join(' ')})` : ''}: batch_tokens ${r.train.batch_tokens}, micro_shards ${r.train.micro_shards}, max_micro_batch_tokens ${r.train.max_micro_batch_tokens}${r.droppedBuckets.length ? `; buckets above max_len dropped: ${r.droppedBuckets.join(',')}` : ''}`);
+    printTable([
+      ['bucket', 'batch rows×L', 'micro-shards (rows)', 'model calls (rows×L)', 'ms/batch', 'tokens/s', 'GFLOP/s', 'MFU'],
+      ...r.buckets.map((b) => [
+        String(b.bucket), `${b.batchRows}×${b.bucket}`, grouped(b.shardRows),
+        b.calls.map((c) => `${c.count}× ${c.rows}×${c.seqLen}`).join(' + '),
+        b.batchMs.toFixed(0), b.tokensPerSec.toFixed(0), b.gflops.toFixed(2), pct(b.mfu),
+      ]),
+    ]);
+    console.log('');
+    printTable([
+      ['call shape', 'positions', 'ms (best)', 'ms (median)', 'tokens/s', 'GFLOP/s', 'MFU'],
+      ...r.shapes.map((s) => [s.shape, String(s.positions), s.ms.toFixed(1), s.medianMs.toFixed(1), s.tokensPerSec.toFixed(0), s.gflops.toFixed(2), pct(s.mfu)]),
+    ]);
+    if (r.dataMix) console.log(`data mix (${dataDir}, train batches per epoch ${JSON.stringify(r.dataMix.batchesPerEpoch)}): ${r.dataMix.tokensPerSec.toFixed(0)} tokens/s, MFU ${pct(r.dataMix.mfu)}`);
+  }
+  console.log(`\nbackend ${backend}; peak matmul ${peak.gflops.toFixed(2)} GFLOP/s (best of before ${peak0.gflops.toFixed(2)} / after ${peak1.gflops.toFixed(2)}); best of ${steps} rounds; tokens = input positions (rows × (L − 1)); one thread, model calls only`);
+  const result = {
+    mode: 'shapes', backend, date: new Date().toISOString(), statistic: 'best of repeats', steps,
+    peakMatmul: { shape: '[4096,64]x[64,10000]', gflops: peak.gflops, ms: peak.ms, before: peak0.gflops, after: peak1.gflops },
+    flops: { formula: '6·N_mm·tokens + 12·T²·d·layers·rows' },
+    data: dataDir || null, configs: results,
+  };
+  await writeFileAtomic(out, JSON.stringify(result, null, 2) + '\n');
+  console.log(`wrote ${out}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -204,4 +396,4 @@ async function main(): Promise<void> {
   console.log('wrote bench-results/bench-step.json');
 }
 
-main().catch((e) => { console.error(e); process.exit(1); });
+(process.argv.includes('--shapes-from') ? shapesMain() : main()).catch((e) => { console.error(e); process.exit(1); });

@@ -1,0 +1,368 @@
+/**
+ * End-to-end training benchmark (issue 11, "Benchmarks measure what training does"): the real
+ * `vilm coordinator` CLI, run as a child process for `--steps` steps on a real prepared data set,
+ * with 1, 2, 4 and 8 local worker threads (`--workers N --local-only`) and with 2 WebSocket
+ * workers (`--workers 0 --port 0` plus two `vilm worker --connect ws://127.0.0.1:PORT` processes),
+ * next to the "ceiling": scripts/bench-step.ts's shape mode (single thread, model calls only) at
+ * exactly the shapes of that config and data, run in the same invocation. In one go:
+ *
+ *   npx tsx scripts/bench-e2e.ts [--config configs/tiny.yaml] [--steps 30] [--data DIR]
+ *                                [--threads 1,2,4,8] [--ws 2] [--bench-steps 5] [--timeout SECONDS]
+ *                                [--set train.micro_shards=4 …] [--out bench-results/e2e.json] [--keep]
+ *
+ * Data: --data, else runs/wiki/data (the README's viwiki commands) when it exists, else the
+ * built-in sample (data/sample) prepared into a temp dir the way test/support/fixtures.ts
+ * preparedData does (clean, 512-token BPE, prepare) but with the README's buckets
+ * 50,100,150,200,250 up to the model's max_len, so the shapes are training's shapes.
+ *
+ * tokens/s of a run = the non-pad tokens of its steps 2..N (the `step` records of OUT/log.jsonl)
+ * over the wall time from step 1's record to step N's (step 1, the warm-up, excluded). The ceiling
+ * for the same batches is Σ over those steps of bench-step's single-thread time for one batch of
+ * that step's bucket (every micro-shard's model calls at their real rows × length); "% of ceiling"
+ * = ceiling seconds ÷ wall seconds, so the units (real tokens vs padded positions) cancel. Every
+ * run uses the same config and seed, so the same batches in the same order.
+ *
+ * Targets (issue 11; printed as pass/fail, not asserted): 1 thread ≥ 90 % of the ceiling;
+ * 2 threads ≥ 1.8× 1 thread; 8 threads ≥ 0.95× 2 threads; 2 WebSocket workers ≥ 95 % of 2 threads.
+ * Every child has a deadline (--timeout, default 60 s + 20 s a step per run) and is killed past it;
+ * the script exits 1 when a child fails (the JSON is still written, with the failures).
+ * Writes --out atomically (src/util/atomic.ts).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { applyOverrides, loadConfig } from '../src/config/index.ts';
+import type { Manifest } from '../src/data/types.ts';
+import { writeFileAtomic } from '../src/util/atomic.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    config: { type: 'string', default: 'configs/tiny.yaml' },
+    steps: { type: 'string', default: '30' },
+    data: { type: 'string' },
+    threads: { type: 'string', default: '1,2,4,8' },
+    ws: { type: 'string', default: '2' },
+    'bench-steps': { type: 'string', default: '5' },
+    timeout: { type: 'string' },
+    set: { type: 'string', multiple: true, default: [] },
+    out: { type: 'string', default: 'bench-results/e2e.json' },
+    keep: { type: 'boolean', default: false },
+  },
+});
+
+const steps = Number(args.steps);
+if (!Number.isInteger(steps) || steps < 2) throw new Error(`--steps: an integer ≥ 2 (step 1 is not counted), got ${args.steps}`);
+const threadCounts = args.threads.split(',').filter(Boolean).map(Number);
+if (threadCounts.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--threads: positive integers, got ${args.threads}`);
+const nWs = Number(args.ws);
+if (!Number.isInteger(nWs) || nWs < 0) throw new Error(`--ws: a non-negative integer, got ${args.ws}`);
+const runTimeoutMs = 1000 * (args.timeout !== undefined ? Number(args.timeout) : 60 + 20 * steps);
+if (!(runTimeoutMs > 0)) throw new Error(`--timeout: seconds > 0, got ${args.timeout}`);
+const sets = args.set ?? [];
+const cfg = applyOverrides(loadConfig(args.config), sets);
+const root = mkdtempSync(path.join(tmpdir(), 'vilm-bench-e2e-'));
+const NODE_TSX = [process.execPath, '--import', 'tsx'];
+
+// ---------------------------------------------------------------------------------------------
+// children with deadlines
+
+interface ChildRun { code: number | null; signal: NodeJS.Signals | null; timedOut: boolean; tail: string; seconds: number }
+
+class ChildFailed extends Error {}
+
+/** Spawn `node --import tsx ARGS` with a deadline; `onLine` sees stderr+stdout lines. Resolves when it exits. */
+function startChild(label: string, argv: string[], timeoutMs: number, onLine?: (line: string) => void): { child: ChildProcess; done: Promise<ChildRun> } {
+  const t0 = performance.now();
+  const child = spawn(NODE_TSX[0], [...NODE_TSX.slice(1), ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VILM_LOG_FORMAT: 'text' } });
+  let tail = '', partial = '';
+  const feed = (buf: Buffer) => {
+    const s = buf.toString('utf8');
+    tail = (tail + s).slice(-6000);
+    if (onLine) {
+      partial += s;
+      const lines = partial.split('\n');
+      partial = lines.pop() ?? '';
+      for (const l of lines) onLine(l);
+    }
+  };
+  child.stdout!.on('data', feed);
+  child.stderr!.on('data', feed);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    process.stderr.write(`  ${label}: past its ${Math.round(timeoutMs / 1000)} s deadline, killed\n`);
+    child.kill('SIGTERM');
+    setTimeout(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); }, 5000).unref();
+  }, timeoutMs);
+  const done = new Promise<ChildRun>((resolve) => {
+    child.on('error', (e) => { tail += `\n${label}: ${e.message}`; });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, timedOut, tail, seconds: (performance.now() - t0) / 1000 });
+    });
+  });
+  return { child, done };
+}
+
+function check(label: string, r: ChildRun): void {
+  if (r.code === 0 && !r.timedOut) return;
+  const why = r.timedOut ? 'timed out' : r.signal ? `killed by ${r.signal}` : `exit ${r.code}`;
+  throw new ChildFailed(`${label}: ${why}\n--- last output ---\n${r.tail.trim().split('\n').slice(-25).join('\n')}`);
+}
+
+async function runChild(label: string, argv: string[], timeoutMs: number): Promise<ChildRun> {
+  const r = await startChild(label, argv, timeoutMs).done;
+  check(label, r);
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// data
+
+const DEFAULT_BUCKETS = [50, 100, 150, 200, 250];
+
+/** data/sample → clean → 512-token BPE → prepare with the README's buckets (≤ max_len) into `dir`. */
+async function prepareSample(dir: string): Promise<string> {
+  const files = readdirSync('data/sample').filter((f) => f.endsWith('.jsonl')).map((f) => path.join('data/sample', f));
+  if (files.length === 0) throw new Error('data/sample: no sample corpus');
+  const clean = path.join(dir, 'clean.jsonl'), tok = path.join(dir, 'tokenizer.json'), data = path.join(dir, 'data');
+  const buckets = DEFAULT_BUCKETS.filter((b) => b <= cfg.model.max_len);
+  const vocab = String(Math.min(512, cfg.model.vocab_size));
+  await runChild('data clean', ['src/cli/main.ts', 'data', 'clean', '--in', ...files, '--out', clean], 120_000);
+  await runChild('tokenizer train', ['src/cli/main.ts', 'tokenizer', 'train', '--in', clean, '--vocab-size', vocab, '--out', tok], 120_000);
+  await runChild('data prepare', ['src/cli/main.ts', 'data', 'prepare', '--in', clean, '--tokenizer', tok, '--out', data,
+    '--max-len', String(cfg.model.max_len), '--buckets', buckets.join(',')], 120_000);
+  copyFileSync(tok, path.join(data, 'tokenizer.json'));
+  return data;
+}
+
+async function resolveData(): Promise<{ dir: string; source: string }> {
+  if (args.data) return { dir: args.data, source: 'given' };
+  if (existsSync('runs/wiki/data/manifest.json')) return { dir: 'runs/wiki/data', source: 'viwiki (runs/wiki/data)' };
+  process.stderr.write('runs/wiki/data absent: preparing the built-in sample (data/sample)…\n');
+  return { dir: await prepareSample(root), source: 'sample (data/sample, prepared here)' };
+}
+
+// ---------------------------------------------------------------------------------------------
+// the ceiling: bench-step's shape mode at this config's and data's shapes
+
+interface CeilingBucket { bucket: number; batchRows: number; shardRows: number[]; calls: { rows: number; seqLen: number; count: number }[]; batchMs: number; tokensPerSec: number; mfu: number }
+interface Ceiling { peakGflops: number; buckets: Map<number, CeilingBucket>; json: unknown }
+
+async function measureCeiling(dataDir: string, buckets: number[]): Promise<Ceiling> {
+  const out = path.join(root, 'ceiling.json');
+  const argv = ['scripts/bench-step.ts', '--shapes-from', args.config, '--buckets', buckets.join(','), '--data', dataDir,
+    '--steps', args['bench-steps'], '--out', out, ...sets.flatMap((s) => ['--set', s])];
+  const r = await runChild('bench-step --shapes-from', argv, 600_000);
+  process.stderr.write(r.tail.split('\n').filter((l) => /^\d|^bucket|MFU|data mix/.test(l)).map((l) => `  ${l}\n`).join(''));
+  const json = JSON.parse(readFileSync(out, 'utf8')) as { peakMatmul: { gflops: number }; configs: { buckets: CeilingBucket[] }[] };
+  return { peakGflops: json.peakMatmul.gflops, buckets: new Map(json.configs[0].buckets.map((b) => [b.bucket, b])), json };
+}
+
+// ---------------------------------------------------------------------------------------------
+// one run of the coordinator
+
+interface StepRecord { type: 'step'; time: string; step: number; tokens: number; paddedTokens: number; bucket: number; timing: { total: number } }
+interface WorkerRecord { type: 'worker'; step: number; workerId: string; bytesSent: number; bytesReceived: number; microShards: number }
+
+interface Row {
+  name: string;
+  transport: 'thread' | 'ws';
+  workers: number;
+  /** steps counted (2..N) */
+  counted: number;
+  wallSeconds: number;
+  tokens: number;
+  tokensPerSec: number;
+  /** input positions (rows × (bucket − 1)) per second, the unit bench-step counts */
+  positionsPerSec: number;
+  /** bench-step's single-thread seconds for the same batches */
+  ceilingSeconds: number;
+  /** the ceiling in this run's units: tokens / ceilingSeconds */
+  ceilingTokensPerSec: number;
+  ofCeiling: number;
+  bucketsSeen: Record<string, number>;
+  bytesSentPerWorkerStep: number | null;
+  bytesReceivedPerWorkerStep: number | null;
+  weightsSha256: string | null;
+  childSeconds: number;
+}
+
+function readLog(outDir: string): { steps: StepRecord[]; workers: WorkerRecord[] } {
+  const lines = readFileSync(path.join(outDir, 'log.jsonl'), 'utf8').split('\n').filter((l) => l.trim());
+  const recs = lines.map((l) => JSON.parse(l) as { type: string });
+  return {
+    steps: recs.filter((r): r is StepRecord => r.type === 'step').sort((a, b) => a.step - b.step),
+    workers: recs.filter((r): r is WorkerRecord => r.type === 'worker'),
+  };
+}
+
+function summarize(name: string, transport: 'thread' | 'ws', workers: number, outDir: string, ceiling: Ceiling, childSeconds: number): Row {
+  const log = readLog(outDir);
+  if (log.steps.length < 2) throw new Error(`${name}: ${log.steps.length} step record(s) in ${outDir}/log.jsonl, need ≥ 2`);
+  const first = log.steps[0], last = log.steps[log.steps.length - 1];
+  const counted = log.steps.slice(1);
+  const wall = (Date.parse(last.time) - Date.parse(first.time)) / 1000;
+  let tokens = 0, positions = 0, ceilingSeconds = 0;
+  const bucketsSeen: Record<string, number> = {};
+  for (const s of counted) {
+    const c = ceiling.buckets.get(s.bucket);
+    if (!c) throw new Error(`${name}: step ${s.step} is from bucket ${s.bucket}, which the ceiling did not measure`);
+    tokens += s.tokens;
+    positions += (s.paddedTokens / s.bucket) * (s.bucket - 1);
+    ceilingSeconds += c.batchMs / 1000;
+    bucketsSeen[s.bucket] = (bucketsSeen[s.bucket] ?? 0) + 1;
+  }
+  const w = log.workers.filter((r) => r.step > first.step);
+  let weightsSha256: string | null = null;
+  try { weightsSha256 = (JSON.parse(readFileSync(path.join(outDir, 'final.json'), 'utf8')) as { weightsSha256?: string }).weightsSha256 ?? null; } catch { /* no final.json */ }
+  return {
+    name, transport, workers, counted: counted.length, wallSeconds: wall, tokens,
+    tokensPerSec: tokens / wall, positionsPerSec: positions / wall,
+    ceilingSeconds, ceilingTokensPerSec: tokens / ceilingSeconds, ofCeiling: ceilingSeconds / wall, bucketsSeen,
+    bytesSentPerWorkerStep: transport === 'ws' && w.length ? w.reduce((a, r) => a + r.bytesSent, 0) / w.length : null,
+    bytesReceivedPerWorkerStep: transport === 'ws' && w.length ? w.reduce((a, r) => a + r.bytesReceived, 0) / w.length : null,
+    weightsSha256, childSeconds,
+  };
+}
+
+function coordinatorArgs(dataDir: string, outDir: string): string[] {
+  return ['src/cli/main.ts', 'coordinator', '--config', args.config, '--data', dataDir, '--out', outDir, '--fresh',
+    '--steps', String(steps), '--metrics-port', '0', '--test-sequences', '8',
+    // no validation or checkpoint between steps; the end-of-run evaluation on a few sequences
+    '--set', 'train.eval_every=0', '--set', 'train.checkpoint_every=0', '--set', 'train.eval_sequences=8', '--set', 'train.log_every=1000',
+    ...sets.flatMap((s) => ['--set', s])];
+}
+
+async function runThreads(n: number, dataDir: string, ceiling: Ceiling): Promise<Row> {
+  const name = `threads-${n}`, outDir = path.join(root, name);
+  const r = await runChild(`coordinator ${name}`, [...coordinatorArgs(dataDir, outDir), '--workers', String(n), '--local-only'], runTimeoutMs);
+  return summarize(name, 'thread', n, outDir, ceiling, r.seconds);
+}
+
+async function runWs(n: number, dataDir: string, ceiling: Ceiling): Promise<Row> {
+  const name = `ws-${n}`, outDir = path.join(root, name);
+  const workers: { label: string; child: ChildProcess; done: Promise<ChildRun> }[] = [];
+  let portSeen = false;
+  const coord = startChild(`coordinator ${name}`, [...coordinatorArgs(dataDir, outDir), '--workers', '0', '--port', '0', '--min-workers', String(n)], runTimeoutMs, (line) => {
+    const m = /vilm-coordinator-port\D*?(\d+)/.exec(line);
+    if (!m || portSeen) return;
+    portSeen = true;
+    for (let i = 0; i < n; i++) {
+      const label = `worker ${name}/${i}`;
+      workers.push({ label, ...startChild(label, ['src/cli/main.ts', 'worker', '--connect', `ws://127.0.0.1:${m[1]}`, '--name', `bench-e2e-${i}`, '--retry', '10'], runTimeoutMs) });
+    }
+  });
+  const c = await coord.done;
+  if (c.code !== 0 || c.timedOut) for (const w of workers) w.child.kill('SIGTERM');
+  check(`coordinator ${name}`, c);
+  if (!portSeen) throw new ChildFailed(`coordinator ${name}: never printed vilm-coordinator-port`);
+  // the coordinator says bye at the end: the workers leave on their own, within 30 s
+  for (const w of workers) {
+    const grace = setTimeout(() => { process.stderr.write(`  ${w.label}: still running 30 s after the coordinator, killed\n`); w.child.kill('SIGKILL'); }, 30_000);
+    const r = await w.done;
+    clearTimeout(grace);
+    check(w.label, r);
+  }
+  return summarize(name, 'ws', n, outDir, ceiling, c.seconds);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function printTable(rows: string[][]): void {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  for (const r of rows) console.log(r.map((v, c) => (c === 0 ? v.padEnd(widths[c]) : v.padStart(widths[c]))).join('  '));
+}
+
+async function main(): Promise<void> {
+  const t0 = Date.now();
+  const data = await resolveData();
+  const manifest = JSON.parse(readFileSync(path.join(data.dir, 'manifest.json'), 'utf8')) as Manifest;
+  const buckets = manifest.buckets.filter((b) => b <= cfg.model.max_len);
+  process.stderr.write(`data ${data.dir} (${data.source}), buckets ${buckets.join(',')}; config ${args.config}${sets.length ? ' ' + sets.join(' ') : ''}; ${steps} steps a run; ${cpus().length} CPUs\n`);
+
+  const failures: string[] = [];
+  const rows: Row[] = [];
+  let ceiling: Ceiling | null = null;
+  try {
+    process.stderr.write('ceiling: bench-step --shapes-from (one thread, model calls only)…\n');
+    ceiling = await measureCeiling(data.dir, buckets);
+    const plan: { name: string; run: () => Promise<Row> }[] = [
+      ...threadCounts.map((n) => ({ name: `threads-${n}`, run: () => runThreads(n, data.dir, ceiling!) })),
+      ...(nWs > 0 ? [{ name: `ws-${nWs}`, run: () => runWs(nWs, data.dir, ceiling!) }] : []),
+    ];
+    for (const p of plan) {
+      process.stderr.write(`${p.name}: vilm coordinator, ${steps} steps…\n`);
+      try {
+        const row = await p.run();
+        rows.push(row);
+        process.stderr.write(`  ${row.tokensPerSec.toFixed(0)} tokens/s, ${(100 * row.ofCeiling).toFixed(1)} % of the ceiling (${row.childSeconds.toFixed(0)} s)\n`);
+      } catch (e) {
+        if (!(e instanceof Error)) throw e;
+        failures.push(e.message);
+        process.stderr.write(`  FAILED: ${e.message}\n`);
+      }
+    }
+  } catch (e) {
+    if (!(e instanceof Error)) throw e;
+    failures.push(e.message);
+    process.stderr.write(`FAILED: ${e.message}\n`);
+  }
+
+  const by = (name: string) => rows.find((r) => r.name === name);
+  const ratio = (what: string, target: number, num: Row | undefined, den: Row | undefined, f: (n: Row, d: Row) => number) => {
+    const value = num && den ? f(num, den) : null;
+    return { what, target, value, pass: value === null ? null : value >= target };
+  };
+  const t1 = by('threads-1'), t2 = by('threads-2'), t8 = by('threads-8'), ws2 = by('ws-2');
+  const targets = [
+    ratio('1 thread ÷ ceiling (bench-step, 1 thread, same shapes)', 0.9, t1, t1, (n) => n.ofCeiling),
+    ratio('2 threads ÷ 1 thread', 1.8, t2, t1, (n, d) => n.tokensPerSec / d.tokensPerSec),
+    ratio('8 threads ÷ 2 threads', 0.95, t8, t2, (n, d) => n.tokensPerSec / d.tokensPerSec),
+    ratio('2 WebSocket workers ÷ 2 threads', 0.95, ws2, t2, (n, d) => n.tokensPerSec / d.tokensPerSec),
+  ];
+
+  if (ceiling) {
+    console.log(`\nceiling (bench-step --shapes-from ${args.config}, one thread, model calls only; peak matmul ${ceiling.peakGflops.toFixed(2)} GFLOP/s):`);
+    printTable([
+      ['bucket', 'batch rows×L', 'micro-shard rows', 'ms/batch', 'positions/s', 'MFU'],
+      ...[...ceiling.buckets.values()].map((b) => [String(b.bucket), `${b.batchRows}×${b.bucket}`, b.shardRows.join(','), b.batchMs.toFixed(0), b.tokensPerSec.toFixed(0), `${(100 * b.mfu).toFixed(1)} %`]),
+    ]);
+  }
+  if (rows.length) {
+    console.log(`\nend to end (vilm coordinator, ${steps} steps, steps 2..${steps} counted; data ${data.source}):`);
+    const mb = (x: number | null) => (x === null ? '' : (x / 1e6).toFixed(2));
+    printTable([
+      ['run', 'tokens/s', 'positions/s', 'ceiling tokens/s', '% of ceiling', 'wall s', 'MB up/worker·step', 'MB down/worker·step', 'weights'],
+      ...rows.map((r) => [r.name, r.tokensPerSec.toFixed(0), r.positionsPerSec.toFixed(0), r.ceilingTokensPerSec.toFixed(0), `${(100 * r.ofCeiling).toFixed(1)} %`,
+        r.wallSeconds.toFixed(1), mb(r.bytesSentPerWorkerStep), mb(r.bytesReceivedPerWorkerStep), r.weightsSha256?.slice(0, 12) ?? '?']),
+    ]);
+    const shas = new Set(rows.map((r) => r.weightsSha256));
+    console.log(`buckets of the counted steps: ${JSON.stringify(rows[0].bucketsSeen)}; weights ${shas.size === 1 ? 'identical in every run' : 'DIFFER between runs'}`);
+    console.log('tokens = non-pad target tokens (the run log); positions = rows × (L − 1), the unit bench-step counts; the ceiling is bench-step\'s single-thread time for the same batches');
+  }
+  console.log('\ntargets (issue 11):');
+  printTable([
+    ['ratio', 'value', 'target', 'result'],
+    ...targets.map((t) => [t.what, t.value === null ? 'not run' : `${t.value.toFixed(2)}`, `≥ ${t.target}`, t.pass === null ? '—' : t.pass ? 'pass' : 'FAIL']),
+  ]);
+
+  const result = {
+    date: new Date().toISOString(), config: args.config, overrides: sets, steps, cpus: cpus().length,
+    data: { dir: data.dir, source: data.source, buckets },
+    method: 'tokens/s = non-pad tokens of steps 2..N over the wall time between the step-1 and step-N log records; ceiling = Σ bench-step single-thread batch time for the same steps\' buckets',
+    ceiling: ceiling?.json ?? null, runs: rows, targets, failures, seconds: (Date.now() - t0) / 1000,
+  };
+  await writeFileAtomic(args.out, JSON.stringify(result, null, 2) + '\n');
+  console.log(`wrote ${args.out}`);
+  if (!args.keep) rmSync(root, { recursive: true, force: true });
+  else console.log(`kept ${root}`);
+  if (failures.length) {
+    console.error(`${failures.length} child run(s) failed`);
+    process.exit(1);
+  }
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });
