@@ -21,11 +21,6 @@ export const CLOSE = {
   PROTOCOL_ERRORS: 4003,
 } as const;
 
-/** Close codes after which a worker must not reconnect: it was refused. */
-export const REFUSAL_CODES: ReadonlySet<number> = new Set([CLOSE.VERSION, CLOSE.AUTH]);
-
-/** Longest worker name kept (names appear in logs and metric labels). */
-export const MAX_NAME_LENGTH = 48;
 /** Longest worker id (`ws-<n>-<name>`). */
 export const MAX_WORKER_ID_LENGTH = 64;
 /** Longest string field accepted in a frame. */
