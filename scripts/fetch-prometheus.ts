@@ -103,6 +103,39 @@ export async function startPrometheus(bin: string, targets: string[], opts: { sc
     '',
   ].join('\n');
   writeFileSync(path.join(dir, 'prometheus.yml'), config);
+  return launchPrometheus(bin, dir);
+
+}
+
+export interface PromSeries { metric: Record<string, string>; values: [number, string][] }
+
+/** Range query through the HTTP API; throws on a query error (bad PromQL) with Prometheus' message. */
+export async function queryRange(url: string, expr: string, startSec: number, endSec: number, stepSec = 1): Promise<PromSeries[]> {
+  const q = new URLSearchParams({ query: expr, start: String(startSec), end: String(endSec), step: String(stepSec) });
+  const r = await fetch(`${url}/api/v1/query_range?${q}`);
+  const j = (await r.json()) as { status: string; error?: string; data?: { resultType: string; result: PromSeries[] } };
+  if (j.status !== 'success' || !j.data) throw new Error(`query failed (${r.status}): ${j.error ?? 'unknown'}: ${expr}`);
+  return j.data.result;
+}
+
+/** Names of the targets Prometheus has scraped successfully at least once (health "up"). */
+export async function upTargets(url: string): Promise<string[]> {
+  const r = await fetch(`${url}/api/v1/targets`);
+  const j = (await r.json()) as { data: { activeTargets: { scrapeUrl: string; health: string }[] } };
+  return j.data.activeTargets.filter((t) => t.health === 'up').map((t) => t.scrapeUrl);
+}
+
+/** `promtool check metrics` on an exposition text: returns its exit status and complaints. */
+export function promtoolCheckMetrics(promtool: string, exposition: string): { status: number; output: string } {
+  const r = spawnSync(promtool, ['check', 'metrics'], { input: exposition, encoding: 'utf8' });
+  return { status: r.status ?? -1, output: `${r.stdout}${r.stderr}`.trim() };
+}
+
+/**
+ * Run prometheus with `dir`/prometheus.yml on 127.0.0.1 (a free port, storage in `dir`, which
+ * `stop` removes). Resolves once its /-/ready endpoint answers.
+ */
+export async function launchPrometheus(bin: string, dir: string): Promise<RunningPrometheus> {
   const port = await freePort();
   const child: ChildProcess = spawn(bin, [
     `--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`,
@@ -133,30 +166,6 @@ export async function startPrometheus(bin: string, targets: string[], opts: { sc
     await new Promise((r) => setTimeout(r, 200));
   }
   return { url, output: () => out, stop };
-}
-
-export interface PromSeries { metric: Record<string, string>; values: [number, string][] }
-
-/** Range query through the HTTP API; throws on a query error (bad PromQL) with Prometheus' message. */
-export async function queryRange(url: string, expr: string, startSec: number, endSec: number, stepSec = 1): Promise<PromSeries[]> {
-  const q = new URLSearchParams({ query: expr, start: String(startSec), end: String(endSec), step: String(stepSec) });
-  const r = await fetch(`${url}/api/v1/query_range?${q}`);
-  const j = (await r.json()) as { status: string; error?: string; data?: { resultType: string; result: PromSeries[] } };
-  if (j.status !== 'success' || !j.data) throw new Error(`query failed (${r.status}): ${j.error ?? 'unknown'}: ${expr}`);
-  return j.data.result;
-}
-
-/** Names of the targets Prometheus has scraped successfully at least once (health "up"). */
-export async function upTargets(url: string): Promise<string[]> {
-  const r = await fetch(`${url}/api/v1/targets`);
-  const j = (await r.json()) as { data: { activeTargets: { scrapeUrl: string; health: string }[] } };
-  return j.data.activeTargets.filter((t) => t.health === 'up').map((t) => t.scrapeUrl);
-}
-
-/** `promtool check metrics` on an exposition text: returns its exit status and complaints. */
-export function promtoolCheckMetrics(promtool: string, exposition: string): { status: number; output: string } {
-  const r = spawnSync(promtool, ['check', 'metrics'], { input: exposition, encoding: 'utf8' });
-  return { status: r.status ?? -1, output: `${r.stdout}${r.stderr}`.trim() };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
-import { ensurePrometheus, freePort, queryRange, promtoolCheckMetrics, upTargets, type RunningPrometheus } from '../scripts/fetch-prometheus.ts';
+import { ensurePrometheus, freePort, launchPrometheus, queryRange, promtoolCheckMetrics, upTargets, type RunningPrometheus } from '../scripts/fetch-prometheus.ts';
 import { dashboardQueries, expandGrafanaVariables, loadDashboard, parseLabelValues, variableQuery, type VariableValue } from './support/dashboard.ts';
 import { prepareDataset } from '../src/data/prepare/prepare.ts';
 import type { Tokenizer } from '../src/tokenizer/types.ts';
@@ -88,35 +88,7 @@ async function startPrometheusFromClusterConfig(bin: string, coordinator: string
   mkdirSync(path.join(dir, path.dirname(sdFile)), { recursive: true });
   writeFileSync(path.join(dir, sdFile), toYaml([{ targets: workers }]));
   writeFileSync(path.join(dir, 'prometheus.yml'), toYaml(cfg));
-  const port = await freePort();
-  const child: ChildProcess = spawn(bin, [
-    `--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`,
-    `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn',
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr?.on('data', (d: Buffer) => { out += d.toString(); });
-  let exited = false;
-  child.once('exit', () => { exited = true; });
-  const url = `http://127.0.0.1:${port}`;
-  const stop = async () => {
-    if (!exited) {
-      const done = new Promise<void>((r) => child.once('exit', () => r()));
-      child.kill('SIGTERM');
-      await done;
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (exited) { await stop(); throw new Error(`prometheus exited at start:\n${out}`); }
-    try {
-      if ((await fetch(`${url}/-/ready`)).ok) break;
-    } catch { /* not listening yet */ }
-    if (Date.now() > deadline) { await stop(); throw new Error(`prometheus not ready after 60 s:\n${out}`); }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return { url, output: () => out, stop };
+  return launchPrometheus(bin, dir);
 }
 
 /** A label's values over the series matching `selector` in [start, end] (Grafana's label_values). */
