@@ -42,7 +42,7 @@ test('before authentication: no credentials, a wrong MAC, a bad name, a skewed c
   const { fleet, ev, url } = await startFleet(smallConfig());
   try {
     const nonce = newNonce();
-    assert.deepEqual(await upgrade(url, {}), { status: 426, reason: 'protocol version mismatch: the coordinator speaks version 2 (update vilm on both ends)' });
+    assert.deepEqual(await upgrade(url, {}), { status: 426, reason: `protocol version mismatch: the coordinator speaks version ${PROTOCOL_VERSION} (update vilm on both ends)` });
     assert.equal((await upgrade(url, upgradeHeaders('0'.repeat(64), 'w', newNonce(), PROTOCOL_VERSION))).status, 401);
     assert.equal((await upgrade(url, upgradeHeaders(undefined, 'w', newNonce(), PROTOCOL_VERSION))).status, 401);
     assert.deepEqual(await upgrade(url, upgradeHeaders(TOKEN, 'evil name', newNonce(), PROTOCOL_VERSION)), { status: 400, reason: 'bad worker name (1-48 of A-Z a-z 0-9 . _ -)' });

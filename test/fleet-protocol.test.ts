@@ -14,7 +14,7 @@ import { TOKEN, batchOf, honest, rawWorker, reference, sha, smallConfig, startFl
 test('a worker speaking another protocol version is refused with a clear message', async () => {
   const { fleet, ev, url } = await startFleet(smallConfig());
   try {
-    await assert.rejects(toyWorker({ url, token: TOKEN, retryMs: 0, protocolVersion: 99 }), /refused: protocol version mismatch: the coordinator speaks version 2/);
+    await assert.rejects(toyWorker({ url, token: TOKEN, retryMs: 0, protocolVersion: 99 }), new RegExp(`refused: protocol version mismatch: the coordinator speaks version ${PROTOCOL_VERSION} \\(update`));
     assert.deepEqual(ev.rejected.map((r) => r.reason), ['protocol']);
     assert.equal(fleet.scheduler.size, 0);
   } finally { await fleet.close('test over'); }
@@ -100,3 +100,28 @@ test('frame types are looked up as own keys: constructor, __proto__ and toString
     assert.throws(() => decodeFrame(encodeFrame({ v: PROTOCOL_VERSION, t } as unknown as Frame)), (e: unknown) => e instanceof Error && /unknown frame type/.test(e.message), t);
   }
 });
+
+test('the run\'s gradient codec decides the result frame: the other kind disconnects its sender, result16 gives the fp16 reference bytes', async () => {
+  const cfg = smallConfig();
+  const { fleet, ev, url } = await startFleet(cfg, { gradCodec: 'fp16' });
+  try {
+    const w = fleet.weights;
+    const b = batchOf(4);
+    const want = reference(cfg, w, b, 'fp16');
+    assert.notEqual(want, reference(cfg, w, b, 'fp32'));
+    // a peer answering with fp32 'result' frames (the honest values, the wrong frame)
+    const plain = rawWorker(url, 'plain', (t) => honest(cfg, w, t, () => undefined));
+    await plain.opened;
+    const good = toyWorker({ url, token: TOKEN, name: 'good', retryMs: 0 });
+    await fleet.scheduler.waitForWorkers(2);
+    const out = await fleet.runStep(0, b, cfg.train.micro_shards, 1024);
+    assert.equal(sha(finalizeGradient(out.root, cfg.model.vocab_size, cfg.model.d_model)), want);
+    assert.equal(await plain.closed, 4000);
+    assert.ok(plain.frames.some((f) => f.t === 'task' && f.codec === 'fp16'), 'tasks name the codec');
+    assert.deepEqual(ev.rejected.map((r) => r.reason), ['protocol']);
+    assert.equal(fleet.scheduler.size, 1);
+    await fleet.close('test over');
+    await good;
+  } finally { await fleet.close('test over'); }
+});
+

@@ -77,16 +77,16 @@ test('any tiling into pre-added subtrees, in any order, gives the same bytes', (
     const leaves: (GradSum | null)[] = [];
     for (let i = 0; i < m; i++) leaves.push(i === 2 && m > 4 ? null /* an empty shard */ : randomPartial(rng, V, d, rest));
     const leafGet = (b: Block) => (b.level === 0 ? clone(leaves[b.index]) : undefined);
-    const ref = reduceNode(rootBlock(m), m, d, leafGet)!;
+    const ref = reduceNode(rootBlock(m), m, { d, round: null }, leafGet)!;
     const refGrad = finalizeGradient(ref, V, d);
     for (let trial = 0; trial < 8; trial++) {
       const tiling = randomTiling(rng, m);
       // each "worker" pre-adds its block with the same tree; results arrive in a random order
       const results = new Map<string, GradSum | null>();
       rng.shuffle(tiling);
-      for (const b of tiling) results.set(blockKey(b), reduceNode(b, m, d, leafGet));
+      for (const b of tiling) results.set(blockKey(b), reduceNode(b, m, { d, round: null }, leafGet));
       assert.ok(covered(rootBlock(m), m, (b) => results.has(blockKey(b))));
-      const got = reduceNode(rootBlock(m), m, d, (b) => results.get(blockKey(b)));
+      const got = reduceNode(rootBlock(m), m, { d, round: null }, (b) => results.get(blockKey(b)));
       assert.equal(sha(finalizeGradient(got!, V, d)), sha(refGrad), `m=${m} tiling=${tiling.map(blockKey).join(',')}`);
       assert.equal(got!.lossSum, ref.lossSum);
       assert.equal(got!.tokenCount, ref.tokenCount);
@@ -111,11 +111,11 @@ test('toy model: every task plan (1–4 workers), with shards chunked per model 
       const r0 = shardRange(R, m, s0)[0], r1 = shardRange(R, m, s1 - 1)[1];
       const task: TaskMsg = {
         step: 0, version: 0, taskId: 1, level: b.level, index: b.index, shards: m, batchRows: R, seqLen: T, rowStart: r0,
-        tokens: tokens.slice(r0 * T, r1 * T), maxTokens: T, // one row per model call: shards of two rows are chunked
+        tokens: tokens.slice(r0 * T, r1 * T), maxTokens: T, codec: 'fp32', // one row per model call: shards of two rows are chunked
       };
       results.set(blockKey(b), resultToGradSum(computeTask(model, w, task)));
     }
-    const root = reduceNode(rootBlock(m), m, model.config.d_model, (b) => results.get(blockKey(b)));
+    const root = reduceNode(rootBlock(m), m, { d: model.config.d_model, round: null }, (b) => results.get(blockKey(b)));
     grads.push(sha(finalizeGradient(root!, model.config.vocab_size, model.config.d_model)));
   }
   assert.equal(new Set(grads).size, 1, grads.join(' '));

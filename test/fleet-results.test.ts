@@ -38,7 +38,7 @@ test('the coordinator\'s token count and emptiness are the model\'s, for every b
         const [r0, r1] = blockRows(block, b.rows, shards);
         const task = {
           step: 0, version: 0, taskId: 1, level: block.level, index: block.index, shards, batchRows: b.rows, seqLen: b.seqLen, rowStart: r0,
-          tokens: b.tokens.slice(r0 * b.seqLen, r1 * b.seqLen), maxTokens: 1024,
+          tokens: b.tokens.slice(r0 * b.seqLen, r1 * b.seqLen), maxTokens: 1024, codec: 'fp32' as const,
         };
         const facts = taskFacts(task.tokens, r1 - r0, b.seqLen);
         const r = computeTask(model, weights, task);

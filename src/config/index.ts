@@ -7,6 +7,7 @@ import { log } from '../util/log.js';
 import { z } from 'zod';
 import { OPTIMIZER_NAMES, type OptimizerName } from '../optim/registry.js';
 import type { OptimizerConfig, ScheduleConfig } from '../optim/types.js';
+import { GRAD_CODECS, type GradCodecName } from '../fleet/grad-codec.js';
 
 export type { OptimizerName } from '../optim/registry.js';
 
@@ -44,6 +45,11 @@ export interface TrainConfig extends OptimizerConfig, ScheduleConfig {
   micro_shards: number;
   /** cap on tokens in one forward pass inside a worker (wasm heap bound) */
   max_micro_batch_tokens: number;
+  /**
+   * gradient codec: fp32, or fp16 = every reduction-tree node rounded to scaled half precision, so
+   * WebSocket workers send half the bytes; exact either way, but a different run (src/fleet/grad-codec.ts)
+   */
+  grad_codec: GradCodecName;
   eval_every: number;
   /**
    * validation sequences scored at each evaluation: a fixed random sample spread over the whole
@@ -69,7 +75,7 @@ export const DEFAULT_MODEL: ModelConfig = {
 export const DEFAULT_TRAIN: TrainConfig = {
   optimizer: 'adam', lr: 3e-3, min_lr: 3e-4, warmup_steps: 20, steps: 200,
   beta1: 0.9, beta2: 0.95, eps: 1e-8, momentum: 0.9, rms_decay: 0.99, weight_decay: 0.0,
-  clip_norm: 1.0, batch_tokens: 4096, micro_shards: 8, max_micro_batch_tokens: 2048,
+  clip_norm: 1.0, batch_tokens: 4096, micro_shards: 8, max_micro_batch_tokens: 2048, grad_codec: 'fp32',
   eval_every: 50, eval_sequences: 256, checkpoint_every: 50, log_every: 10, seed: 42,
 };
 
@@ -115,6 +121,7 @@ export const TRAIN_SCHEMA = z.strictObject({
   batch_tokens: int(1).default(t('batch_tokens')).describe('padded token positions per batch'),
   micro_shards: int(1).default(t('micro_shards')).describe('micro-shards per batch: the unit of distributed work'),
   max_micro_batch_tokens: int(1).default(t('max_micro_batch_tokens')),
+  grad_codec: z.enum(GRAD_CODECS).default(t('grad_codec')).describe('fp32, or fp16: reduction-tree nodes rounded to scaled half precision (half the bytes from WebSocket workers; exact, but a different run)'),
   eval_every: int(0).default(t('eval_every')).describe('steps between validations (0 = only at the end)'),
   eval_sequences: int(0).default(t('eval_sequences')).describe('validation sample size (0 = the whole split)'),
   checkpoint_every: int(0).default(t('checkpoint_every')),

@@ -16,6 +16,7 @@ import { Packr } from 'msgpackr';
 import type { RawData } from 'ws';
 import { MAX_STRING_FIELD } from './constants.js';
 import { PROTOCOL_VERSION, type Frame, type FrameType } from './contract.js';
+import { GRAD_CODECS } from './grad-codec.js';
 
 /** A frame that breaks the protocol; the message says what (one line). */
 export class ProtocolError extends Error {
@@ -36,14 +37,15 @@ export function messageBytes(data: RawData): Uint8Array {
   return data;
 }
 
-type FieldKind = 'int' | 'num' | 'str' | 'bool' | 'f32' | 'i32' | 'u16' | 'obj';
+type FieldKind = 'int' | 'num' | 'str' | 'bool' | 'f32' | 'i32' | 'u16' | 'obj' | 'codec';
 
 /** The fields of every frame type; `satisfies` makes a new frame type without an entry a build error. */
 const FIELDS = {
   welcome: { id: 'str', spec: 'obj', total: 'int', heartbeatMs: 'int' },
   weights: { version: 'int', weights: 'f32' },
-  task: { step: 'int', version: 'int', taskId: 'int', level: 'int', index: 'int', shards: 'int', batchRows: 'int', seqLen: 'int', rowStart: 'int', tokens: 'u16', maxTokens: 'int' },
+  task: { step: 'int', version: 'int', taskId: 'int', level: 'int', index: 'int', shards: 'int', batchRows: 'int', seqLen: 'int', rowStart: 'int', tokens: 'u16', maxTokens: 'int', codec: 'codec' },
   result: { step: 'int', version: 'int', taskId: 'int', level: 'int', index: 'int', empty: 'bool', lossSum: 'num', tokenCount: 'int', rest: 'f32', embRows: 'i32', embValues: 'f32', computeSeconds: 'num' },
+  result16: { step: 'int', version: 'int', taskId: 'int', level: 'int', index: 'int', empty: 'bool', lossSum: 'num', tokenCount: 'int', rest: 'u16', embRows: 'i32', embValues: 'u16', exps: 'i32', computeSeconds: 'num' },
   heartbeat: { time: 'num' },
   bye: { reason: 'str' },
 } as const satisfies Record<FrameType, Record<string, FieldKind>>;
@@ -59,6 +61,7 @@ function checkField(t: string, k: string, kind: FieldKind, v: unknown): void {
       case 'i32': return v instanceof Int32Array;
       case 'u16': return v instanceof Uint16Array;
       case 'obj': return v !== null && typeof v === 'object' && !Array.isArray(v);
+      case 'codec': return typeof v === 'string' && (GRAD_CODECS as readonly string[]).includes(v);
       default: { const never: never = kind; return never; }
     }
   })();
@@ -75,7 +78,7 @@ const TYPED_ARRAY_CODES: ReadonlyMap<number, number> = new Map([[4, 2], [5, 4], 
  */
 export const COORDINATOR_FRAME_DEPTH = 2;
 export const WORKER_FRAME_DEPTH = 0;
-/** Most entries of one map or array (a frame has at most 14 fields; a model config a few dozen). */
+/** Most entries of one map or array (a frame has at most 15 fields; a model config a few dozen). */
 const MAX_ENTRIES = 64;
 
 /**

@@ -3,7 +3,7 @@
  * to the other, whatever carries it (an in-process call, a worker-thread message, a WebSocket
  * frame). Both sides import this file; neither imports the other.
  *
- * The WebSocket protocol, version 2 (binary msgpackr frames, ./codec.ts; authentication, ./auth.ts):
+ * The WebSocket protocol, version 3 (binary msgpackr frames, ./codec.ts; authentication, ./auth.ts):
  *
  *   worker                                       coordinator
  *   ──────                                       ───────────
@@ -18,7 +18,9 @@
  *                                           ◀──    weights   {version, weights: Float32Array[total]}
  *                                           ◀──    task      {…TaskMsg}
  *   result    {…ResultMsg}                  ──▶      embedding gradient as sparse rows, the rest as one
- *                                                   flat Float32Array slice
+ *                                                   flat Float32Array slice (train.grad_codec fp32)
+ *   result16  {…, rest, embValues: u16, exps} ──▶    the same as half codes at per-tensor scales
+ *                                                   (fp16 codec, ./grad-codec.ts: exact, half the bytes)
  *   heartbeat {time}                        ──▶    (any frame counts as a sign of life)
  *   bye       {reason}                      ◀─▶    either side, then the socket closes
  *
@@ -44,8 +46,9 @@
  */
 import type { BackendName } from '../backend/types.js';
 import type { ModelConfig } from '../config/index.js';
+import type { GradCodecName } from './grad-codec.js';
 
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** How a worker builds its model replica: the model config and the tfjs backend to run it on. */
 export interface ReplicaSpec {
@@ -72,6 +75,8 @@ export interface TaskMsg {
   tokens: Uint16Array;
   /** cap on tokens per model call (a shard is cut into fixed row chunks under it) */
   maxTokens: number;
+  /** the run's gradient codec (`train.grad_codec`): fp16 rounds every tree node (../grad-codec.ts) */
+  codec: GradCodecName;
 }
 
 /** The pre-added gradient sum of a task's block. `empty`: the block had no rows (absent node). */
@@ -90,6 +95,8 @@ export interface ResultMsg {
   embRows: Int32Array;
   /** [embRows.length, d_model] */
   embValues: Float32Array;
+  /** fp16 codec: the block sum's scale exponents [embedding, rest tensors…] (empty with fp32); what a WebSocket worker needs to send it as 16-bit codes */
+  exps: Int32Array;
   /** seconds spent computing (worker side) */
   computeSeconds: number;
 }
@@ -103,9 +110,12 @@ export type ThreadReply = { stale: true; version: number } | { stale: false; res
 export interface WelcomeFrame { t: 'welcome'; v: number; id: string; spec: ReplicaSpec; total: number; heartbeatMs: number }
 export interface WeightsFrame { t: 'weights'; v: number; version: number; weights: Float32Array }
 export interface TaskFrame extends TaskMsg { t: 'task'; v: number }
-export interface ResultFrame extends ResultMsg { t: 'result'; v: number }
+/** A result with the fp32 codec (`exps` is not sent). */
+export interface ResultFrame extends Omit<ResultMsg, 'exps'> { t: 'result'; v: number }
+/** A result with the fp16 codec: the rest and the embedding rows' values as half codes at the scales `exps` (../grad-codec.ts). */
+export interface Result16Frame extends Omit<ResultMsg, 'rest' | 'embValues'> { t: 'result16'; v: number; rest: Uint16Array; embValues: Uint16Array }
 export interface HeartbeatFrame { t: 'heartbeat'; v: number; time: number }
 export interface ByeFrame { t: 'bye'; v: number; reason: string }
 
-export type Frame = WelcomeFrame | WeightsFrame | TaskFrame | ResultFrame | HeartbeatFrame | ByeFrame;
+export type Frame = WelcomeFrame | WeightsFrame | TaskFrame | ResultFrame | Result16Frame | HeartbeatFrame | ByeFrame;
 export type FrameType = Frame['t'];

@@ -27,9 +27,15 @@
  * Within a shard, the model may be called on several chunks (rows bounded by
  * `max_micro_batch_tokens`): chunk results are combined left to right with the same ⊕. The chunking
  * depends only on the shard, so this too is independent of who computes it.
+ *
+ * With the 16-bit codec (`train.grad_codec: fp16`, ./grad-codec.ts) every node is also ROUNDED
+ * after it is formed: a leaf once its chunks are added, an inner node after x ⊕ y (absent ⊕ x = x is
+ * not re-rounded: x already is). The rule `NodeRule` carries d_model and the rounding (or none).
  */
+import type { Layout } from '../model/layout.js';
 import type { SparseRows } from '../model/types.js';
 import type { ResultMsg } from './contract.js';
+import { restSegments, roundNode, type GradCodecName } from './grad-codec.js';
 import { blockKey, childBlocks, covered, isAbsent, parentBlock, rootBlock, type Block } from './shard-tree.js';
 
 /** A (partial) gradient sum over some shards: the embedding as sparse rows, the rest dense. */
@@ -40,6 +46,21 @@ export interface GradSum {
   rest: Float32Array;
   /** embedding gradient rows, [rows.length, d_model], rows ascending and unique */
   emb: SparseRows;
+  /** with the fp16 codec: the scale exponents the node was rounded with, [embedding, rest tensors…] */
+  exps?: Int32Array;
+}
+
+/** How tree nodes are formed: the embedding width, and the rounding of every node (null: fp32, none). */
+export interface NodeRule {
+  d: number;
+  round: ((s: GradSum) => void) | null;
+}
+
+/** The node rule of a model layout under a gradient codec. */
+export function nodeRule(layout: Layout, d: number, codec: GradCodecName): NodeRule {
+  if (codec === 'fp32') return { d, round: null };
+  const segments = restSegments(layout);
+  return { d, round: (s) => { s.exps = roundNode(s.emb.values, s.rest, segments); } };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -77,20 +98,25 @@ export function addSparse(a: SparseRows, b: SparseRows, d: number): SparseRows {
   return { rows, values };
 }
 
-/** a ⊕ b where null is an absent node. Reuses `a.rest` as the output buffer (a is consumed). */
-export function combine(a: GradSum | null, b: GradSum | null, d: number): GradSum | null {
+/**
+ * a ⊕ b where null is an absent node, rounded by `round` when both are present (the tree's node
+ * rule). Reuses `a.rest` as the output buffer (a is consumed).
+ */
+export function combine(a: GradSum | null, b: GradSum | null, d: number, round: NodeRule['round'] = null): GradSum | null {
   if (a === null) return b;
   if (b === null) return a;
   if (a.rest.length !== b.rest.length) throw new Error(`combine: rest sizes ${a.rest.length} vs ${b.rest.length}`);
   const ra = a.rest, rb = b.rest;
   // float32 + float32 computed in float64 and rounded once is the correctly rounded float32 sum
   for (let i = 0; i < ra.length; i++) ra[i] = ra[i] + rb[i];
-  return {
+  const sum: GradSum = {
     lossSum: a.lossSum + b.lossSum,
     tokenCount: a.tokenCount + b.tokenCount,
     rest: ra,
     emb: addSparse(a.emb, b.emb, d),
   };
+  round?.(sum);
+  return sum;
 }
 
 /**
@@ -98,15 +124,15 @@ export function combine(a: GradSum | null, b: GradSum | null, d: number): GradSu
  * or a subtree a worker already reduced; null = absent) or undefined to recurse into the children.
  * A leaf with no value is an error (the caller must have all shards covered).
  */
-export function reduceNode(b: Block, m: number, d: number, get: (b: Block) => GradSum | null | undefined): GradSum | null {
+export function reduceNode(b: Block, m: number, rule: NodeRule, get: (b: Block) => GradSum | null | undefined): GradSum | null {
   if (isAbsent(b, m)) return null;
   const known = get(b);
   if (known !== undefined) return known;
   if (b.level === 0) throw new Error(`reduce: shard ${b.index} has no result`);
   const [l, r] = childBlocks(b);
-  const left = reduceNode(l, m, d, get);
-  const right = reduceNode(r, m, d, get);
-  return combine(left, right, d);
+  const left = reduceNode(l, m, rule, get);
+  const right = reduceNode(r, m, rule, get);
+  return combine(left, right, rule.d, rule.round);
 }
 
 /**
@@ -118,7 +144,7 @@ export class TreeAccumulator {
   private readonly known = new Map<string, GradSum | null>();
   private readonly top: Block;
 
-  constructor(private readonly m: number, private readonly d: number) {
+  constructor(private readonly m: number, private readonly rule: NodeRule) {
     this.top = rootBlock(m);
   }
 
@@ -141,7 +167,7 @@ export class TreeAccumulator {
       const [left, right] = childBlocks(parent);
       const l = this.known.get(blockKey(left)), r = isAbsent(right, this.m) ? null : this.known.get(blockKey(right));
       if (l === undefined || r === undefined) return;
-      this.known.set(blockKey(parent), combine(l, r, this.d));
+      this.known.set(blockKey(parent), combine(l, r, this.rule.d, this.rule.round));
       this.known.delete(blockKey(left));
       this.known.delete(blockKey(right));
       cur = parent;
@@ -150,14 +176,16 @@ export class TreeAccumulator {
 
   /** The batch's gradient sum (null: no rows at all). Throws when a shard has no result. */
   root(): GradSum | null {
-    return reduceNode(this.top, this.m, this.d, (b) => this.known.get(blockKey(b)));
+    return reduceNode(this.top, this.m, this.rule, (b) => this.known.get(blockKey(b)));
   }
 }
 
 /** A worker's result as a block sum (null when the block had no rows). */
 export function resultToGradSum(r: ResultMsg): GradSum | null {
   if (r.empty) return null;
-  return { lossSum: r.lossSum, tokenCount: r.tokenCount, rest: r.rest, emb: { rows: r.embRows, values: r.embValues } };
+  const s: GradSum = { lossSum: r.lossSum, tokenCount: r.tokenCount, rest: r.rest, emb: { rows: r.embRows, values: r.embValues } };
+  if (r.exps.length > 0) s.exps = r.exps;
+  return s;
 }
 
 /**

@@ -192,7 +192,7 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
   let stepping = false;
   let backendName: string = o.backend;
   const fleet = await Coordinator.start({
-    model: config.model, backend: o.backend, replicaModule: o.replicaModule, inProcess: o.inProcess, threads: o.threads,
+    model: config.model, backend: o.backend, replicaModule: o.replicaModule, inProcess: o.inProcess, threads: o.threads, gradCodec: config.train.grad_codec,
     remote: o.remote, observers, taskDeadlineMs: o.taskDeadlineMs, noWorkerTimeoutMs: o.noWorkerTimeoutMs, verifyFraction: o.verifyFraction,
     // every worker is gone mid-step: keep the last completed step safe while waiting for them
     onNoWorkers: () => { log.warn('no workers left; waiting for workers to (re)join'); saving ??= checkpoint().finally(() => { saving = undefined; }); },

@@ -49,7 +49,7 @@ export function referenceSum(cfg: RunConfig, weights: Float32Array, b: TokenBatc
   const root = rootBlock(shards);
   const r = computeTask(createToyModel(cfg.model), weights, {
     step: 0, version: 0, taskId: 0, level: root.level, index: root.index, shards,
-    batchRows: b.rows, seqLen: b.seqLen, rowStart: 0, tokens: b.tokens, maxTokens: 1024,
+    batchRows: b.rows, seqLen: b.seqLen, rowStart: 0, tokens: b.tokens, maxTokens: 1024, codec: 'fp32',
   });
   return resultToGradSum(r)!;
 }

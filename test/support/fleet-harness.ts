@@ -14,6 +14,7 @@ import type { ConnectionLimits } from '../../src/fleet/constants.ts';
 import { PROTOCOL_VERSION, type Frame } from '../../src/fleet/contract.ts';
 import { runRemoteWorker, type RemoteWorkerOptions } from '../../src/fleet/worker/remote-worker.ts';
 import { finalizeGradient, resultToGradSum } from '../../src/fleet/reduce.ts';
+import type { GradCodecName } from '../../src/fleet/grad-codec.ts';
 import { rootBlock } from '../../src/fleet/shard-tree.ts';
 import { computeTask } from '../../src/fleet/worker/compute.ts';
 import { createToyModel } from './toy-model.ts';
@@ -35,7 +36,7 @@ export function smallConfig(): RunConfig {
 export interface Events { rejected: { workerId: string; reason: RejectReason }[]; reassigned: ReassignReason[] }
 
 /** A fleet with remote workers (no penalties for refused addresses unless `tuning` sets them: tests connect from one address). */
-export async function startFleet(cfg: RunConfig, extra: { taskDeadlineMs?: number; maxStrikes?: number } = {}, tuning: Partial<ConnectionLimits> = {}) {
+export async function startFleet(cfg: RunConfig, extra: { taskDeadlineMs?: number; maxStrikes?: number; gradCodec?: GradCodecName } = {}, tuning: Partial<ConnectionLimits> = {}) {
   const ev: Events = { rejected: [], reassigned: [] };
   const observer: TrainerObserver = {
     onRejected: (e) => ev.rejected.push(e),
@@ -58,12 +59,12 @@ export function batchOf(seed: number): { tokens: Uint16Array; rows: number; seqL
 }
 
 /** The step gradient computed directly, in one task over the whole tree. */
-export function reference(cfg: RunConfig, weights: Float32Array, b: ReturnType<typeof batchOf>): string {
+export function reference(cfg: RunConfig, weights: Float32Array, b: ReturnType<typeof batchOf>, codec: GradCodecName = 'fp32'): string {
   const model = createToyModel(cfg.model);
   const root = rootBlock(cfg.train.micro_shards);
   const r = computeTask(model, weights, {
     step: 0, version: 0, taskId: 0, level: root.level, index: root.index, shards: cfg.train.micro_shards,
-    batchRows: b.rows, seqLen: b.seqLen, rowStart: 0, tokens: b.tokens, maxTokens: 1024,
+    batchRows: b.rows, seqLen: b.seqLen, rowStart: 0, tokens: b.tokens, maxTokens: 1024, codec,
   });
   return sha(finalizeGradient(resultToGradSum(r)!, cfg.model.vocab_size, cfg.model.d_model));
 }
@@ -99,7 +100,7 @@ export function rawWorker(url: string, name: string, answer: (t: Extract<Frame, 
 
 /** A correct result for a task, computed with the toy model, then tampered with by `edit`. */
 export function honest(cfg: RunConfig, weights: Float32Array, t: Extract<Frame, { t: 'task' }>, edit: (r: Extract<Frame, { t: 'result' }>) => void): Frame {
-  const r = computeTask(createToyModel(cfg.model), weights, t);
+  const { exps: _fp32HasNone, ...r } = computeTask(createToyModel(cfg.model), weights, t);
   const f: Extract<Frame, { t: 'result' }> = { t: 'result', v: PROTOCOL_VERSION, ...r };
   edit(f);
   return f;

@@ -13,6 +13,7 @@ import { buildLayout } from '../../model/layout.js';
 import type { TokenBatch } from '../../model/types.js';
 import { log } from '../../util/log.js';
 import type { ReplicaSpec } from '../contract.js';
+import type { GradCodecName } from '../grad-codec.js';
 import { SharedWeights, ThreadPool } from '../thread-pool.js';
 import { loadReplicaModule, type ReplicaModule } from '../worker/replica.js';
 import { InProcessLink } from './in-process-link.js';
@@ -33,6 +34,8 @@ export interface CoordinatorOptions {
   inProcess: boolean;
   /** local worker threads */
   threads: number;
+  /** `train.grad_codec` (default fp32): part of the run's math, see ../grad-codec.ts */
+  gradCodec?: GradCodecName;
   remote?: RemoteOptions;
   observers: TrainerObserver[];
   /** per-task deadline before the task is also given to another worker */
@@ -73,6 +76,7 @@ export class Coordinator {
     const scheduler = new Scheduler({
       observers: opts.observers,
       shape: { vocab: opts.model.vocab_size, d: opts.model.d_model, restSize: layout.total - layout.embedding.size },
+      codec: { name: opts.gradCodec ?? 'fp32', layout },
       taskDeadlineMs: opts.taskDeadlineMs ?? 300_000,
       noWorkerTimeoutMs: opts.noWorkerTimeoutMs ?? Infinity,
       maxStrikes: opts.maxStrikes ?? 3,

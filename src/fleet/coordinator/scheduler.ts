@@ -13,11 +13,16 @@ import type { ResultShape } from './result-check.js';
 import { StepRun, type StepHost, type StepOutcome, type WorkerSlot } from './step-run.js';
 import { DEFAULT_BAN_MS, StrikeBook } from './strikes.js';
 import type { WorkerLink } from './worker-link.js';
+import type { Layout } from '../../model/layout.js';
+import { restSegments, type GradCodecName } from '../grad-codec.js';
+import { nodeRule, type NodeRule } from '../reduce.js';
 
 export interface SchedulerOptions {
   observers: readonly TrainerObserver[];
   /** what every result is checked against */
   shape: ResultShape;
+  /** the run's gradient codec and the model layout it rounds by (../grad-codec.ts); default fp32 */
+  codec?: { name: GradCodecName; layout: Layout };
   /** a task not answered within this many ms is also given to another worker */
   taskDeadlineMs: number;
   /** bad results (wrong shape or figures, stale, unassigned, NaN/Inf that a recomputation contradicts) before a worker is disconnected and banned */
@@ -55,6 +60,8 @@ export class Scheduler implements StepHost {
   private readonly verifyFraction: number;
   private readonly verifyRng: Rng;
   private warnedCannotVerify = false;
+  private nodeRuleOf: NodeRule | undefined;
+  private segmentsOf: Int32Array | undefined;
 
   constructor(private readonly opts: SchedulerOptions) {
     const p = opts.verifyFraction ?? 0;
@@ -65,6 +72,11 @@ export class Scheduler implements StepHost {
   }
 
   get shape(): ResultShape { return this.opts.shape; }
+  get codec(): GradCodecName { return this.opts.codec?.name ?? 'fp32'; }
+  /** how tree nodes are formed (the codec's rounding) */
+  get rule(): NodeRule { return this.nodeRuleOf ??= this.opts.codec ? nodeRule(this.opts.codec.layout, this.opts.shape.d, this.opts.codec.name) : { d: this.opts.shape.d, round: null }; }
+  /** the rest's tensor boundaries (decoding 16-bit results) */
+  get segments(): Int32Array { return this.segmentsOf ??= this.opts.codec ? restSegments(this.opts.codec.layout) : Int32Array.of(0, this.opts.shape.restSize); }
   get taskDeadlineMs(): number { return this.opts.taskDeadlineMs; }
   get noWorkerTimeoutMs(): number { return this.opts.noWorkerTimeoutMs; }
   get stopped(): boolean { return this.isStopped; }

@@ -33,7 +33,8 @@ import type { TokenBatch } from '../../model/types.js';
 import { DivergedError } from '../../util/errors.js';
 import { log } from '../../util/log.js';
 import type { ResultMsg, TaskMsg } from '../contract.js';
-import { TreeAccumulator, resultToGradSum, type GradSum } from '../reduce.js';
+import { TreeAccumulator, resultToGradSum, type GradSum, type NodeRule } from '../reduce.js';
+import type { GradCodecName } from '../grad-codec.js';
 import { blockKey, blockRows, blockShardCount, children, planBlocks, type Block } from '../shard-tree.js';
 import { checkResult, isSoft, resultDigest, taskFacts, type ResultShape, type SoftReason, type TaskFacts } from './result-check.js';
 import { LinkError, type WorkerLink } from './worker-link.js';
@@ -41,6 +42,9 @@ import { LinkError, type WorkerLink } from './worker-link.js';
 /** What a step needs from the scheduler that owns the workers. */
 export interface StepHost {
   readonly shape: ResultShape;
+  /** the run's gradient codec (sent with every task) and how tree nodes are formed under it */
+  readonly codec: GradCodecName;
+  readonly rule: NodeRule;
   /** a task not answered within this many ms is also given to another worker */
   readonly taskDeadlineMs: number;
   /** how long a step waits with no worker at all before failing (Infinity = forever) */
@@ -182,7 +186,7 @@ export class StepRun {
   ) {
     const anyRemote = [...host.slots()].some((s) => s.link.transport === 'ws');
     this.queue = planBlocks(shards, Math.max(1, host.size), anyRemote ? 2 : 4).map((block) => ({ block }));
-    this.tree = new TreeAccumulator(shards, host.shape.d);
+    this.tree = new TreeAccumulator(shards, host.rule);
   }
 
   /** Run the step to its end: the batch's gradient sum, or NoWorkersError / DivergedError / a failure. */
@@ -206,7 +210,7 @@ export class StepRun {
     return {
       task: {
         step: this.step, version: this.version, taskId: this.host.newTaskId(), level: block.level, index: block.index, shards,
-        batchRows: batch.rows, seqLen: batch.seqLen, rowStart: r0, tokens, maxTokens: this.maxTokens,
+        batchRows: batch.rows, seqLen: batch.seqLen, rowStart: r0, tokens, maxTokens: this.maxTokens, codec: this.host.codec,
       },
       facts: taskFacts(tokens, r1 - r0, batch.seqLen),
     };

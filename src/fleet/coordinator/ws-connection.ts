@@ -20,12 +20,17 @@ import { ProtocolError, WORKER_FRAME_DEPTH, decodeFrame, encodeFrame, messageByt
 import { CLOSE, MAX_CLOSE_REASON, type ConnectionLimits } from '../constants.js';
 import { PROTOCOL_VERSION, type Frame, type ReplicaSpec, type ResultMsg, type TaskMsg } from '../contract.js';
 import { LinkError, type WorkerLink } from './worker-link.js';
+import { decodeNode, type GradCodecName } from '../grad-codec.js';
 
 export type ConnectionState = 'JOINED' | 'CLOSED';
 
 /** What a connection needs from the server that accepted it. */
 export interface ConnectionHost {
   readonly spec: ReplicaSpec;
+  /** the run's gradient codec: which result frame is accepted (`result` for fp32, `result16` for fp16) */
+  readonly codec: GradCodecName;
+  /** the rest's tensor boundaries, to decode `result16` */
+  readonly segments: Int32Array;
   readonly weights: Float32Array;
   /** weights version currently published */
   readonly version: number;
@@ -168,6 +173,14 @@ export class WsConnection implements WorkerLink {
     }
   }
 
+  /** A result frame of the other gradient codec: every result of this peer would be; it leaves at once and its tasks go elsewhere. */
+  private wrongCodec(frame: 'result' | 'result16'): void {
+    this.host.rejected(this.id, 'protocol');
+    log.warn(`worker ${this.id}: a '${frame}' frame in a run with the ${this.host.codec} gradient codec; disconnected`);
+    this.close(CLOSE.VERSION, `this run's results are ${this.host.codec === 'fp16' ? 'result16' : 'result'} frames`);
+    this.drop('wrong gradient codec');
+  }
+
   private failAll(reason: 'disconnected' | 'died', why: string): void {
     for (const p of this.pending.values()) p.reject(new LinkError(reason, why));
     this.pending.clear();
@@ -197,9 +210,20 @@ export class WsConnection implements WorkerLink {
     switch (f.t) {
       case 'heartbeat':
         return;
-      case 'result':
-        this.onResult(f);
+      case 'result': {
+        if (this.host.codec !== 'fp32') { this.wrongCodec('result'); return; }
+        const { t: _t, v: _v, ...r } = f;
+        this.onResult({ ...r, exps: new Int32Array(0) });
         return;
+      }
+      case 'result16': {
+        if (this.host.codec !== 'fp16') { this.wrongCodec('result16'); return; }
+        const { t: _t, v: _v, rest, embValues, ...r } = f;
+        const node = decodeNode({ embCodes: embValues, restCodes: rest, exps: r.exps }, this.host.segments);
+        if (typeof node === 'string') { this.protocolError(`result16: ${node}`); return; }
+        this.onResult({ ...r, rest: node.rest, embValues: node.embValues });
+        return;
+      }
       case 'bye':
         log.info(`worker ${this.id} left`, { reason: f.reason });
         this.ws.close(CLOSE.NORMAL, 'bye');

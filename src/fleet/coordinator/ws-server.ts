@@ -83,6 +83,8 @@ export async function startWsServer(fleet: FleetView, opts: RemoteOptions, obser
   let seq = 0;
   const connectionHost: ConnectionHost = {
     spec: fleet.spec,
+    codec: fleet.scheduler.codec,
+    segments: fleet.scheduler.segments,
     get weights() { return fleet.weights; },
     get version() { return fleet.version; },
     limits,

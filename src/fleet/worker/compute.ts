@@ -6,12 +6,15 @@
 import type { LanguageModel } from '../../model/api.js';
 import type { TokenBatch } from '../../model/types.js';
 import type { ResultMsg, TaskMsg } from '../contract.js';
-import { combine, reduceNode, type GradSum } from '../reduce.js';
+import { combine, nodeRule, reduceNode, type GradSum, type NodeRule } from '../reduce.js';
 import { blockShards, shardRange, type Block } from '../shard-tree.js';
 
-/** A leaf: the gradient sum of rows [r0, r1) of `tokens`, in fixed row chunks of ≤ maxTokens tokens. */
-function computeShard(model: LanguageModel, params: Float32Array, tokens: Uint16Array, seqLen: number, r0: number, r1: number, maxTokens: number): GradSum {
-  const E = model.layout.embedding.size, d = model.config.d_model;
+/**
+ * A leaf: the gradient sum of rows [r0, r1) of `tokens`, in fixed row chunks of ≤ maxTokens tokens
+ * added left to right, then rounded by the node rule (the fp16 codec; fp32: as is).
+ */
+function computeShard(model: LanguageModel, params: Float32Array, tokens: Uint16Array, seqLen: number, r0: number, r1: number, maxTokens: number, rule: NodeRule): GradSum {
+  const E = model.layout.embedding.size, d = rule.d;
   const chunkRows = Math.max(1, Math.floor(maxTokens / seqLen));
   let acc: GradSum | null = null;
   for (let a = r0; a < r1; a += chunkRows) {
@@ -25,21 +28,22 @@ function computeShard(model: LanguageModel, params: Float32Array, tokens: Uint16
     };
     acc = combine(acc, part, d);
   }
+  rule.round?.(acc!);
   return acc!;
 }
 
 /** Compute a task: every shard of the block, pre-added with the fixed tree. */
 export function computeTask(model: LanguageModel, params: Float32Array, t: TaskMsg): ResultMsg {
   const t0 = performance.now();
-  const d = model.config.d_model;
+  const rule = nodeRule(model.layout, model.config.d_model, t.codec);
   const block: Block = { level: t.level, index: t.index };
   const [s0, s1] = blockShards(block, t.shards);
   const leaves = new Map<number, GradSum | null>();
   for (let s = s0; s < s1; s++) {
     const [r0, r1] = shardRange(t.batchRows, t.shards, s);
-    leaves.set(s, r1 > r0 ? computeShard(model, params, t.tokens, t.seqLen, r0 - t.rowStart, r1 - t.rowStart, t.maxTokens) : null);
+    leaves.set(s, r1 > r0 ? computeShard(model, params, t.tokens, t.seqLen, r0 - t.rowStart, r1 - t.rowStart, t.maxTokens, rule) : null);
   }
-  const sum = reduceNode(block, t.shards, d, (b) => (b.level === 0 ? leaves.get(b.index) ?? null : undefined));
+  const sum = reduceNode(block, t.shards, rule, (b) => (b.level === 0 ? leaves.get(b.index) ?? null : undefined));
   return toResult(t, sum, (performance.now() - t0) / 1000, model.layout.total - model.layout.embedding.size);
 }
 
@@ -51,6 +55,7 @@ function toResult(t: TaskMsg, sum: GradSum | null, computeSeconds: number, restS
     lossSum: sum?.lossSum ?? 0, tokenCount: sum?.tokenCount ?? 0,
     rest: sum?.rest ?? new Float32Array(restSize),
     embRows: sum?.emb.rows ?? new Int32Array(0), embValues: sum?.emb.values ?? new Float32Array(0),
+    exps: sum?.exps ?? new Int32Array(0),
     computeSeconds,
   };
 }

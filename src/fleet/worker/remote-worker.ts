@@ -20,6 +20,8 @@ import { ProtocolError, decodeFrame, encodeFrame, messageBytes } from '../codec.
 import { CLOSE, WORKER_MAX_PAYLOAD } from '../constants.js';
 import { PROTOCOL_VERSION, type Frame, type TaskMsg } from '../contract.js';
 import { blockShardCount } from '../shard-tree.js';
+import { encodeNode, restSegments } from '../grad-codec.js';
+import { buildLayout } from '../../model/layout.js';
 import { SharedWeights, ThreadPool } from '../thread-pool.js';
 
 export interface RemoteWorkerOptions {
@@ -82,7 +84,7 @@ export async function runRemoteWorker(o: RemoteWorkerOptions): Promise<void> {
   if (!/^wss?:\/\//.test(o.url)) throw new UserError(`--connect: expected ws://HOST:PORT or wss://HOST:PORT, got '${o.url}'`);
   const name = workerName(o.name);
   const ca = o.caFile ? (() => { try { return readFileSync(o.caFile!); } catch (e) { throw new UserError(`${o.caFile}: cannot read --tls-ca (${(e as NodeJS.ErrnoException).code ?? String(e)})`); } })() : undefined;
-  let replica: { spec: string; pool: ThreadPool; shared: SharedWeights } | undefined;
+  let replica: { spec: string; pool: ThreadPool; shared: SharedWeights; segments: Int32Array } | undefined;
   try {
     await connectLoop();
   } finally {
@@ -185,7 +187,7 @@ export async function runRemoteWorker(o: RemoteWorkerOptions): Promise<void> {
             if (!replica || replica.spec !== key || replica.shared.weights.length !== f.total) {
               if (replica) void replica.pool.close();
               const shared = new SharedWeights(f.total);
-              replica = { spec: key, shared, pool: new ThreadPool(1, f.spec, shared, { replicaModule: o.replicaModule }) };
+              replica = { spec: key, shared, pool: new ThreadPool(1, f.spec, shared, { replicaModule: o.replicaModule }), segments: restSegments(buildLayout(f.spec.model)) };
             }
             log.info('joined coordinator', { url: o.url, id: f.id, params: f.total });
             heartbeat = setInterval(() => { send({ t: 'heartbeat', v, time: Date.now() }); }, heartbeatMs);
@@ -210,8 +212,15 @@ export async function runRemoteWorker(o: RemoteWorkerOptions): Promise<void> {
               // the tokens are a view into the received frame: copy them so the thread gets its own buffer
               const reply = await replica.pool.run({ ...task, tokens: task.tokens.slice() });
               if (reply.stale) throw new Error(`thread saw weights version ${reply.version}, task needs ${task.version}`);
-              const r = reply.result;
-              const sent = send({ t: 'result', v, ...r });
+              const { exps, ...r } = reply.result;
+              let sent: number;
+              if (task.codec === 'fp16') {
+                // the block sum is already rounded (every tree node is): its half codes are exact
+                const n = encodeNode(r.embValues, r.rest, exps, replica.segments);
+                sent = send({ t: 'result16', v, ...r, rest: n.restCodes, embValues: n.embCodes, exps });
+              } else {
+                sent = send({ t: 'result', v, ...r });
+              }
               o.events?.onTask?.({ microShards: blockShardCount(task, task.shards), computeSeconds: r.computeSeconds, bytesSent: sent, bytesReceived: received });
               received = 0;
             }).catch((e: unknown) => {
