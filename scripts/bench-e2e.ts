@@ -10,7 +10,7 @@
  *
  *   npx tsx scripts/bench-e2e.ts [--config configs/tiny.yaml] [--steps 30] [--data DIR]
  *                                [--threads 1,2,4,8] [--ws 2] [--bench-steps 5] [--timeout SECONDS]
- *                                [--set train.micro_shards=4 …] [--ws-codecs fp32,fp16] [--out bench-results/e2e.json] [--keep]
+ *                                [--set train.micro_shards=4 …] [--ws-codecs fp32,fp16] [--repeat 1] [--out bench-results/e2e.json] [--keep]
  *
  * Data: --data, else runs/wiki/data (the README's viwiki commands) when it exists, else the
  * built-in sample (data/sample) prepared into a temp dir the way test/support/fixtures.ts
@@ -19,8 +19,9 @@
  *
  * tokens/s of a run = the non-pad tokens of its steps 2..N (the `step` records of OUT/log.jsonl)
  * over the wall time from step 1's record to step N's (step 1, the warm-up, excluded). The ceiling
- * for the same batches is Σ over those steps of bench-step's single-thread median time for one
- * batch of that step's bucket (every micro-shard's model calls at their real rows × length);
+ * for the same batches is Σ over those steps of bench-step's single-thread best time for one
+ * batch of that step's bucket (every micro-shard's model calls at their real rows × length; the
+ * best of bench-step's rounds, see `around`);
  * "% of ceiling" = ceiling seconds ÷ wall seconds, so the units (real tokens vs padded positions)
  * cancel. Every run uses the same config and seed, so the same batches in the same order.
  *
@@ -28,7 +29,9 @@
  * a round before the first run and after every run, and each run is compared with the mean of the
  * rounds around it; the rounds' spread is printed. Before the runs, two rounds run at once: what two
  * independent single-thread processes get together on this machine ("machine pair"), the hardware's
- * own bound for "2 threads ÷ 1 thread", printed beside it.
+ * own bound for "2 threads ÷ 1 thread", printed beside it. `--repeat K` runs the whole plan K times,
+ * interleaved, and the ratios use each kind's median run (single runs here flip 0.93 ↔ 1.13 between
+ * invocations: measured).
  *
  * Targets (issue 11; printed as pass/fail, not asserted): 1 thread ≥ 90 % of the ceiling;
  * 2 threads ≥ 1.8× 1 thread; 8 threads ≥ 0.95× 2 threads; 2 WebSocket workers ≥ 95 % of 2 threads.
@@ -60,6 +63,7 @@ const { values: args } = parseArgs({
     out: { type: 'string', default: 'bench-results/e2e.json' },
     keep: { type: 'boolean', default: false },
     'ws-codecs': { type: 'string', default: 'fp32,fp16' },
+    repeat: { type: 'string', default: '1' },
   },
 });
 
@@ -69,6 +73,8 @@ const threadCounts = args.threads.split(',').filter(Boolean).map(Number);
 if (threadCounts.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--threads: positive integers, got ${args.threads}`);
 const nWs = Number(args.ws);
 if (!Number.isInteger(nWs) || nWs < 0) throw new Error(`--ws: a non-negative integer, got ${args.ws}`);
+const repeat = Number(args.repeat);
+if (!Number.isInteger(repeat) || repeat < 1) throw new Error(`--repeat: a positive integer, got ${args.repeat}`);
 const wsCodecs = args['ws-codecs'].split(',').filter(Boolean) as ('fp32' | 'fp16')[];
 if (wsCodecs.some((c) => c !== 'fp32' && c !== 'fp16')) throw new Error(`--ws-codecs: fp32 and/or fp16, got ${args['ws-codecs']}`);
 const runTimeoutMs = 1000 * (args.timeout !== undefined ? Number(args.timeout) : 60 + 20 * steps);
@@ -182,30 +188,31 @@ function measureCeiling(dataDir: string, buckets: number[], label = `ceiling-${c
 /**
  * The machine drifts (a shared VM: the same call measured 135 then 196 ms minutes apart, nothing
  * else running), so a run is compared with the ceiling measured right before and right after it:
- * per bucket, the mean of the two rounds' MEDIAN batch times (a run's tokens/s is a mean over its
- * steps, so a central figure, not the best of a round, is its like).
+ * per bucket, the mean of the two rounds' best batch times. (Best, not median: within one round
+ * the median ran up to 60 % above the best while the best stayed within ~10 % from round to round —
+ * the slow calls are the host's bursts, not the model; measured 2026-12-02.)
  */
 function around(a: Ceiling, b: Ceiling): Ceiling {
   const buckets = new Map<number, CeilingBucket>();
   for (const [k, x] of a.buckets) {
     const y = b.buckets.get(k) ?? x;
-    const ms = (x.batchMedianMs + y.batchMedianMs) / 2;
-    buckets.set(k, { ...x, batchMs: ms, batchMedianMs: ms, tokensPerSec: (x.tokensPerSec * x.batchMs) / ms, mfu: (x.mfu * x.batchMs) / ms });
+    const ms = (x.batchMs + y.batchMs) / 2;
+    buckets.set(k, { ...x, batchMs: ms, batchMedianMs: (x.batchMedianMs + y.batchMedianMs) / 2, tokensPerSec: (x.tokensPerSec * x.batchMs) / ms, mfu: (x.mfu * x.batchMs) / ms });
   }
   return { label: `${a.label}+${b.label}`, peakGflops: Math.max(a.peakGflops, b.peakGflops), buckets, json: null };
 }
 
-/** Σ median batch ms over the buckets, weighted by `mix` (bucket → batches). */
+/** Σ best batch ms over the buckets, weighted by `mix` (bucket → batches). */
 function mixMs(c: Ceiling, mix: Record<string, number>): number {
   let ms = 0;
-  for (const [k, n] of Object.entries(mix)) ms += n * (c.buckets.get(Number(k))?.batchMedianMs ?? 0);
+  for (const [k, n] of Object.entries(mix)) ms += n * (c.buckets.get(Number(k))?.batchMs ?? 0);
   return ms;
 }
 
 // ---------------------------------------------------------------------------------------------
 // one run of the coordinator
 
-interface StepRecord { type: 'step'; time: string; step: number; tokens: number; paddedTokens: number; bucket: number; timing: { total: number } }
+interface StepRecord { type: 'step'; time: string; step: number; tokens: number; paddedTokens: number; bucket: number; loss: number; timing: { total: number } }
 interface WorkerRecord { type: 'worker'; step: number; workerId: string; bytesSent: number; bytesReceived: number; microShards: number }
 
 interface Row {
@@ -228,6 +235,10 @@ interface Row {
   bytesSentPerWorkerStep: number | null;
   bytesReceivedPerWorkerStep: number | null;
   weightsSha256: string | null;
+  /** which of the --repeat rounds */
+  round: number;
+  /** mean training loss of the last 5 steps (nats/token): the fp16 codec's effect on what is learnt */
+  lossLast5: number;
   childSeconds: number;
 }
 
@@ -265,7 +276,7 @@ function summarize(name: string, transport: 'thread' | 'ws', workers: number, ou
     ceilingSeconds, ceilingTokensPerSec: tokens / ceilingSeconds, ofCeiling: ceilingSeconds / wall, bucketsSeen,
     bytesSentPerWorkerStep: transport === 'ws' && w.length ? w.reduce((a, r) => a + r.bytesSent, 0) / w.length : null,
     bytesReceivedPerWorkerStep: transport === 'ws' && w.length ? w.reduce((a, r) => a + r.bytesReceived, 0) / w.length : null,
-    weightsSha256, childSeconds,
+    weightsSha256, childSeconds, round: 1, lossLast5: log.steps.slice(-5).reduce((a, r) => a + r.loss, 0) / Math.min(5, log.steps.length),
   };
 }
 
@@ -280,14 +291,14 @@ function coordinatorArgs(dataDir: string, outDir: string, extra: string[] = []):
 /** A finished coordinator run, to be summarized once the ceiling after it is measured. */
 interface RunDone { name: string; transport: 'thread' | 'ws'; workers: number; outDir: string; seconds: number }
 
-async function runThreads(n: number, dataDir: string): Promise<RunDone> {
-  const name = `threads-${n}`, outDir = path.join(root, name);
+async function runThreads(n: number, dataDir: string, round: number): Promise<RunDone> {
+  const name = `threads-${n}`, outDir = path.join(root, `${name}-round${round}`);
   const r = await runChild(`coordinator ${name}`, [...coordinatorArgs(dataDir, outDir), '--workers', String(n), '--local-only'], runTimeoutMs);
   return { name, transport: 'thread', workers: n, outDir, seconds: r.seconds };
 }
 
-async function runWs(n: number, dataDir: string, codec: 'fp32' | 'fp16' = 'fp32'): Promise<RunDone> {
-  const name = codec === 'fp32' ? `ws-${n}` : `ws-${n}-${codec}`, outDir = path.join(root, name);
+async function runWs(n: number, dataDir: string, round: number, codec: 'fp32' | 'fp16' = 'fp32'): Promise<RunDone> {
+  const name = codec === 'fp32' ? `ws-${n}` : `ws-${n}-${codec}`, outDir = path.join(root, `${name}-round${round}`);
   const workers: { label: string; child: ChildProcess; done: Promise<ChildRun> }[] = [];
   let portSeen = false;
   const coord = startChild(`coordinator ${name}`, [...coordinatorArgs(dataDir, outDir, codec === 'fp32' ? [] : [`train.grad_codec=${codec}`]), '--workers', '0', '--port', '0', '--min-workers', String(n)], runTimeoutMs, (line) => {
@@ -340,17 +351,19 @@ async function main(): Promise<void> {
     const rounds = await Promise.all([measureCeiling(data.dir, buckets, 'pair-a'), measureCeiling(data.dir, buckets, 'pair-b')]);
     ceilings.push(await measureCeiling(data.dir, buckets));
     pair = { rounds, alone: around(ceilings[0], ceilings[1]) };
-    const plan: { name: string; run: () => Promise<RunDone> }[] = [
-      ...threadCounts.map((n) => ({ name: `threads-${n}`, run: () => runThreads(n, data.dir) })),
-      ...(nWs > 0 ? wsCodecs.map((c) => ({ name: c === 'fp32' ? `ws-${nWs}` : `ws-${nWs}-${c}`, run: () => runWs(nWs, data.dir, c) })) : []),
+    const plan: { name: string; run: (round: number) => Promise<RunDone> }[] = [
+      ...threadCounts.map((n) => ({ name: `threads-${n}`, run: (round: number) => runThreads(n, data.dir, round) })),
+      ...(nWs > 0 ? wsCodecs.map((c) => ({ name: c === 'fp32' ? `ws-${nWs}` : `ws-${nWs}-${c}`, run: (round: number) => runWs(nWs, data.dir, round, c) })) : []),
     ];
-    for (const p of plan) {
-      process.stderr.write(`${p.name}: vilm coordinator, ${steps} steps…\n`);
+    // --repeat K: the whole plan K times, interleaved, so a slow spell of the VM hits every kind of run
+    for (let round = 1; round <= repeat; round++) for (const p of plan) {
+      process.stderr.write(`${p.name}${repeat > 1 ? ` (round ${round}/${repeat})` : ''}: vilm coordinator, ${steps} steps…\n`);
       try {
-        const done = await p.run();
+        const done = await p.run(round);
         const before = ceilings[ceilings.length - 1];
         ceilings.push(await measureCeiling(data.dir, buckets));
         const row = summarize(done.name, done.transport, done.workers, done.outDir, around(before, ceilings[ceilings.length - 1]), done.seconds);
+        row.round = round;
         rows.push(row);
         process.stderr.write(`  ${row.tokensPerSec.toFixed(0)} tokens/s, ${(100 * row.ofCeiling).toFixed(1)} % of the ceiling around it (${row.childSeconds.toFixed(0)} s)\n`);
       } catch (e) {
@@ -365,7 +378,12 @@ async function main(): Promise<void> {
     process.stderr.write(`FAILED: ${e.message}\n`);
   }
 
-  const by = (name: string) => rows.find((r) => r.name === name);
+  const median = (xs: number[]) => { const v = [...xs].sort((a, b) => a - b); return v.length % 2 ? v[v.length >> 1] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2; };
+  // the run of that kind with the median tokens/s (of its --repeat rounds; the lower middle one when even)
+  const by = (name: string): Row | undefined => {
+    const runs = rows.filter((r) => r.name === name).sort((a, b) => a.tokensPerSec - b.tokensPerSec);
+    return runs[(runs.length - 1) >> 1];
+  };
   const ratio = (what: string, target: number, num: Row | undefined, den: Row | undefined, f: (n: Row, d: Row) => number, atMost = false) => {
     const value = num && den ? f(num, den) : null;
     return { what, target, atMost, value, pass: value === null ? null : atMost ? value <= target : value >= target };
@@ -375,7 +393,7 @@ async function main(): Promise<void> {
   const mix = rows[0]?.bucketsSeen ?? Object.fromEntries(buckets.map((b) => [String(b), 1]));
   const machinePair = pair ? (2 * mixMs(pair.alone, mix)) / ((mixMs(pair.rounds[0], mix) + mixMs(pair.rounds[1], mix)) / 2) : null;
   const targets = [
-    ratio('1 thread ÷ ceiling (bench-step, 1 thread, same shapes)', 0.9, t1, t1, (n) => n.ofCeiling),
+    ratio('1 thread ÷ ceiling (bench-step, 1 thread, same shapes)', 0.9, t1, t1, () => median(rows.filter((r) => r.name === 'threads-1').map((r) => r.ofCeiling))),
     ratio('2 threads ÷ 1 thread', 1.8, t2, t1, (n, d) => n.tokensPerSec / d.tokensPerSec),
     ratio('8 threads ÷ 2 threads', 0.95, t8, t2, (n, d) => n.tokensPerSec / d.tokensPerSec),
     ratio('2 WebSocket workers ÷ 2 threads', 0.95, ws2, t2, (n, d) => n.tokensPerSec / d.tokensPerSec),
@@ -387,9 +405,9 @@ async function main(): Promise<void> {
     const c0 = ceilings[0];
     console.log(`\nceiling (bench-step --shapes-from ${args.config}, one thread, model calls only; round 0, peak matmul ${c0.peakGflops.toFixed(2)} GFLOP/s):`);
     printTable([
-      ['bucket', 'batch rows×L', 'micro-shard rows', 'ms/batch (best)', 'ms/batch (median)', 'positions/s', 'MFU', `median ms, rounds 0..${ceilings.length - 1}`],
+      ['bucket', 'batch rows×L', 'micro-shard rows', 'ms/batch (best)', 'ms/batch (median)', 'positions/s', 'MFU', `best ms, rounds 0..${ceilings.length - 1}`],
       ...[...c0.buckets.values()].map((b) => [String(b.bucket), `${b.batchRows}×${b.bucket}`, b.shardRows.join(','), b.batchMs.toFixed(0), b.batchMedianMs.toFixed(0),
-        b.tokensPerSec.toFixed(0), `${(100 * b.mfu).toFixed(1)} %`, ceilings.map((c) => c.buckets.get(b.bucket)?.batchMedianMs.toFixed(0) ?? '?').join(' ')]),
+        b.tokensPerSec.toFixed(0), `${(100 * b.mfu).toFixed(1)} %`, ceilings.map((c) => c.buckets.get(b.bucket)?.batchMs.toFixed(0) ?? '?').join(' ')]),
     ]);
     const drift = ceilings.map((c) => mixMs(c, mix));
     console.log(`drift of the ceiling between rounds (data mix): ${(Math.min(...drift) / 1000).toFixed(2)}–${(Math.max(...drift) / 1000).toFixed(2)} s (${(100 * (Math.max(...drift) / Math.min(...drift) - 1)).toFixed(0)} %); each run is compared with the rounds just before and after it`);
@@ -399,9 +417,9 @@ async function main(): Promise<void> {
     console.log(`\nend to end (vilm coordinator, ${steps} steps, steps 2..${steps} counted; data ${data.source}):`);
     const mb = (x: number | null) => (x === null ? '' : (x / 1e6).toFixed(2));
     printTable([
-      ['run', 'tokens/s', 'positions/s', 'ceiling tokens/s', '% of ceiling', 'wall s', 'MB to worker/step', 'MB from worker/step', 'weights'],
-      ...rows.map((r) => [r.name, r.tokensPerSec.toFixed(0), r.positionsPerSec.toFixed(0), r.ceilingTokensPerSec.toFixed(0), `${(100 * r.ofCeiling).toFixed(1)} %`,
-        r.wallSeconds.toFixed(1), mb(r.bytesSentPerWorkerStep), mb(r.bytesReceivedPerWorkerStep), r.weightsSha256?.slice(0, 12) ?? '?']),
+      ['run', 'tokens/s', 'positions/s', 'ceiling tokens/s', '% of ceiling', 'wall s', 'MB to worker/step', 'MB from worker/step', 'loss, last 5 steps', 'weights'],
+      ...rows.map((r) => [repeat > 1 ? `${r.name} #${r.round}` : r.name, r.tokensPerSec.toFixed(0), r.positionsPerSec.toFixed(0), r.ceilingTokensPerSec.toFixed(0), `${(100 * r.ofCeiling).toFixed(1)} %`,
+        r.wallSeconds.toFixed(1), mb(r.bytesSentPerWorkerStep), mb(r.bytesReceivedPerWorkerStep), r.lossLast5.toFixed(4), r.weightsSha256?.slice(0, 12) ?? '?']),
     ]);
     const shas = new Set(rows.filter((r) => !r.name.endsWith('-fp16')).map((r) => r.weightsSha256));
     console.log(`buckets of the counted steps: ${JSON.stringify(rows[0].bucketsSeen)}; weights ${shas.size === 1 ? 'identical in every fp32 run' : 'DIFFER between runs'} (the fp16 codec is another run, its own bytes)`);
@@ -427,7 +445,7 @@ async function main(): Promise<void> {
   const result = {
     date: new Date().toISOString(), config: args.config, overrides: sets, steps, cpus: cpus().length,
     data: { dir: data.dir, source: data.source, buckets },
-    method: 'tokens/s = non-pad tokens of steps 2..N over the wall time between the step-1 and step-N log records; ceiling = Σ over the counted steps of bench-step\'s single-thread median batch time for the step\'s bucket, the mean of the rounds measured just before and just after the run; machinePair = 2 × one round alone ÷ two rounds at once (data mix)',
+    method: 'tokens/s = non-pad tokens of steps 2..N over the wall time between the step-1 and step-N log records; ceiling = Σ over the counted steps of bench-step\'s single-thread best batch time for the step\'s bucket, the mean of the rounds measured just before and just after the run; machinePair = 2 × one round alone ÷ two rounds at once (data mix)',
     ceilings: ceilings.map((c) => ({ label: c.label, result: c.json })), machinePair, pairRounds: pair?.rounds.map((c) => ({ label: c.label, result: c.json })) ?? null,
     runs: rows, targets, failures, seconds: (Date.now() - t0) / 1000,
   };
