@@ -7,7 +7,6 @@ import { log } from '../util/log.js';
 import { z } from 'zod';
 import { OPTIMIZER_NAMES, type OptimizerName } from '../optim/registry.js';
 import type { OptimizerConfig, ScheduleConfig } from '../optim/types.js';
-import { GRAD_CODECS, type GradCodecName } from '../fleet/grad-codec.js';
 
 export type { OptimizerName } from '../optim/registry.js';
 
@@ -60,6 +59,10 @@ export interface TrainConfig extends OptimizerConfig, ScheduleConfig {
   log_every: number;
   seed: number;
 }
+
+/** `train.grad_codec`: how gradient sums are formed and sent (src/fleet/grad-codec.ts implements fp16). */
+export const GRAD_CODECS = ['fp32', 'fp16'] as const;
+export type GradCodecName = (typeof GRAD_CODECS)[number];
 
 export interface RunConfig {
   model: ModelConfig;

@@ -26,8 +26,7 @@
  */
 import type { Layout } from '../model/layout.js';
 
-export const GRAD_CODECS = ['fp32', 'fp16'] as const;
-export type GradCodecName = (typeof GRAD_CODECS)[number];
+export { GRAD_CODECS, type GradCodecName } from '../config/index.js';
 
 /** Smallest scale exponent: decoded values then stay ≥ 2^(E_MIN − 24) = 2^−124, normal float32. */
 export const E_MIN = -100;
