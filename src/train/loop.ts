@@ -8,6 +8,7 @@
  * Files in RUN/: checkpoint.vilm (+ checkpoint.prev.vilm), log.jsonl (RunLogRecord lines),
  * final.json `{step, weightsSha256, trainLoss, valLoss, testLoss, testPpl, testBitsPerByte}`.
  */
+import { availableParallelism } from 'node:os';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
@@ -235,13 +236,14 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
   const valTokensPerByte = bytesOf && valSplit.sequences > 0 ? splitTokensPerByte(valSplit, bytesOf) : undefined;
   // Validation and test scoring (forward only, one pass per sequence, summed in a fixed order: the
   // same figure whatever the thread count; src/train/parallel-eval.ts) run on a pool of threads that
-  // lives as long as the run — as many as the fleet's local threads, at least one — so the
-  // coordinator's main thread stays free for /healthz and heartbeats while it scores. Only the
-  // single-process `vilm train` scores in its own thread.
+  // lives as long as the run — as many as the fleet's local threads, at least one, at most one per
+  // core (more would only time-slice the cores and hold more replicas) — so the coordinator's main
+  // thread stays free for /healthz and heartbeats while it scores. Only the single-process
+  // `vilm train` scores in its own thread.
   let scorer: SequenceScorer | undefined;
   const openScorer = async (): Promise<SequenceScorer> => {
     scorer ??= await SequenceScorer.open({
-      model: config.model, backend: o.backend, weights, threads: o.inProcess ? 0 : Math.max(1, o.threads), offMainThread: !o.inProcess,
+      model: config.model, backend: o.backend, weights, threads: o.inProcess ? 0 : Math.max(1, Math.min(o.threads, availableParallelism())), offMainThread: !o.inProcess,
       replicaModule: o.replicaModule,
     });
     scorer.setWeights(weights);

@@ -35,6 +35,7 @@
  * one thread, plus ≈ 3 s to start the threads.
  */
 import { Piscina } from 'piscina';
+import { COMPUTE_NICE } from '../fleet/thread-pool.js';
 import type { BackendName } from '../backend/types.js';
 import type { ModelConfig } from '../config/index.js';
 import { loadReplicaModule } from '../fleet/worker/replica.js';
@@ -192,6 +193,10 @@ export class SequenceScorer {
       idleTimeout: 2 ** 31 - 1,
       // idle threads would otherwise sit in Atomics.wait
       atomics: 'disabled',
+      // below the main thread, as the compute threads (../fleet/thread-pool.ts): a coordinator that
+      // scores keeps answering /healthz and heartbeats (16 scoring threads at the main thread's
+      // priority stalled its event loop for up to 5 s on 2 cores: scripts/soak-churn.ts)
+      niceIncrement: COMPUTE_NICE,
       workerData,
     });
     const scorer = new SequenceScorer(o.threads, o.model.max_len, weights, null, pool);
