@@ -1,14 +1,10 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { loadConfig } from '../src/config/index.ts';
-import { buildLayout, initParams } from '../src/model/layout.ts';
 import { Rng } from '../src/util/rng.ts';
-import { addSparse, finalizeGradient, reduceNode, resultToGradSum, type GradSum } from '../src/fleet/reduce.ts';
+import { addSparse, finalizeGradient, reduceNode, type GradSum } from '../src/fleet/reduce.ts';
 import { blockKey, blockShards, children, covered, planBlocks, rootBlock, shardRange, type Block } from '../src/fleet/shard-tree.ts';
-import type { TaskMsg } from '../src/fleet/contract.ts';
-import { computeTask } from '../src/fleet/worker/compute.ts';
-import { createToyModel } from './support/toy-model.ts';
+import { toyStep } from './support/toy-step.ts';
 
 const sha = (a: Float32Array) => createHash('sha256').update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest('hex');
 
@@ -95,28 +91,7 @@ test('any tiling into pre-added subtrees, in any order, gives the same bytes', (
 });
 
 test('toy model: every task plan (1–4 workers), with shards chunked per model call, gives the same step gradient bytes', () => {
-  const cfg = loadConfig('configs/test.yaml');
-  const model = createToyModel({ ...cfg.model, vocab_size: 64, d_model: 8 });
-  const L = buildLayout(model.config);
-  const w = initParams(L, model.config, 5);
-  const rng = new Rng(9);
-  const R = 6, T = 10, m = 4;
-  const tokens = new Uint16Array(R * T);
-  for (let r = 0; r < R; r++) { const len = 3 + rng.int(T - 3); for (let t = 0; t < len; t++) tokens[r * T + t] = 1 + rng.int(63); }
-  const grads: string[] = [];
-  for (const workers of [1, 2, 3, 4]) {
-    const results = new Map<string, GradSum | null>();
-    for (const b of planBlocks(m, workers)) {
-      const [s0, s1] = blockShards(b, m);
-      const r0 = shardRange(R, m, s0)[0], r1 = shardRange(R, m, s1 - 1)[1];
-      const task: TaskMsg = {
-        step: 0, version: 0, taskId: 1, level: b.level, index: b.index, shards: m, batchRows: R, seqLen: T, rowStart: r0,
-        tokens: tokens.slice(r0 * T, r1 * T), maxTokens: T, codec: 'fp32', // one row per model call: shards of two rows are chunked
-      };
-      results.set(blockKey(b), resultToGradSum(computeTask(model, w, task)));
-    }
-    const root = reduceNode(rootBlock(m), m, { d: model.config.d_model, round: null }, (b) => results.get(blockKey(b)));
-    grads.push(sha(finalizeGradient(root!, model.config.vocab_size, model.config.d_model)));
-  }
+  const step = toyStep(6, 10, 4);
+  const grads = [1, 2, 3, 4].map((workers) => step.gradient(workers, 'fp32').sha);
   assert.equal(new Set(grads).size, 1, grads.join(' '));
 });

@@ -9,15 +9,12 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { f16round } from '@petamoriken/float16';
 import { loadConfig } from '../src/config/index.ts';
-import { buildLayout, initParams } from '../src/model/layout.ts';
+import { buildLayout } from '../src/model/layout.ts';
 import { Rng } from '../src/util/rng.ts';
 import { decodeNode, E_MIN, encodeNode, restSegments, roundNode, roundRange, scaleExponent } from '../src/fleet/grad-codec.ts';
-import { finalizeGradient, nodeRule, reduceNode, resultToGradSum, type GradSum } from '../src/fleet/reduce.ts';
-import { blockKey, blockShards, planBlocks, rootBlock, shardRange } from '../src/fleet/shard-tree.ts';
-import type { TaskMsg } from '../src/fleet/contract.ts';
+import type { ResultMsg } from '../src/fleet/contract.ts';
 import type { GradCodecName } from '../src/fleet/grad-codec.ts';
-import { computeTask } from '../src/fleet/worker/compute.ts';
-import { createToyModel } from './support/toy-model.ts';
+import { toyStep } from './support/toy-step.ts';
 
 const sha = (a: Float32Array) => createHash('sha256').update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest('hex');
 
@@ -101,35 +98,16 @@ test('a rounded node encodes to half codes and decodes to the same float32 bits;
 });
 
 test('toy model, fp16: every task plan gives the same step-gradient bytes, rounded, and unlike fp32', () => {
-  const cfg = loadConfig('configs/test.yaml');
-  const model = createToyModel({ ...cfg.model, vocab_size: 64, d_model: 8 });
-  const L = buildLayout(model.config);
-  const w = initParams(L, model.config, 5);
-  const rng = new Rng(9);
-  const R = 8, T = 10, m = 8;
-  const tokens = new Uint16Array(R * T);
-  for (let r = 0; r < R; r++) { const len = 3 + rng.int(T - 3); for (let t = 0; t < len; t++) tokens[r * T + t] = 1 + rng.int(63); }
-  const stepGradient = (workers: number, codec: GradCodecName): { sha: string; root: GradSum } => {
-    const results = new Map<string, GradSum | null>();
-    for (const b of planBlocks(m, workers)) {
-      const [s0, s1] = blockShards(b, m);
-      const r0 = shardRange(R, m, s0)[0], r1 = shardRange(R, m, s1 - 1)[1];
-      const task: TaskMsg = {
-        step: 0, version: 0, taskId: 1, level: b.level, index: b.index, shards: m, batchRows: R, seqLen: T, rowStart: r0,
-        tokens: tokens.slice(r0 * T, r1 * T), maxTokens: T, codec,
-      };
-      const res = computeTask(model, w, task);
-      if (codec === 'fp16' && !res.empty) {
-        // what a WebSocket worker sends decodes to the same bits
-        const seg = restSegments(L);
-        const back = decodeNode(encodeNode(res.embValues, res.rest, res.exps, seg), seg);
-        assert.ok(typeof back !== 'string' && sha(back.rest) === sha(res.rest) && sha(back.embValues) === sha(res.embValues));
-      }
-      results.set(blockKey(b), resultToGradSum(res));
-    }
-    const root = reduceNode(rootBlock(m), m, nodeRule(L, model.config.d_model, codec), (b) => results.get(blockKey(b)))!;
-    return { sha: sha(finalizeGradient(root, model.config.vocab_size, model.config.d_model)), root };
+  const step = toyStep(8, 10, 8);
+  const L = step.layout;
+  // what a WebSocket worker sends decodes to the same bits
+  const wire = (res: ResultMsg) => {
+    if (res.empty) return;
+    const seg = restSegments(L);
+    const back = decodeNode(encodeNode(res.embValues, res.rest, res.exps, seg), seg);
+    assert.ok(typeof back !== 'string' && sha(back.rest) === sha(res.rest) && sha(back.embValues) === sha(res.embValues));
   };
+  const stepGradient = (workers: number, codec: GradCodecName) => step.gradient(workers, codec, codec === 'fp16' ? wire : undefined);
   const fp16 = [1, 2, 3, 4, 8].map((n) => stepGradient(n, 'fp16'));
   assert.equal(new Set(fp16.map((g) => g.sha)).size, 1, fp16.map((g) => g.sha).join(' '));
   const fp32 = stepGradient(2, 'fp32');
