@@ -1,10 +1,12 @@
 /**
- * Hostile peers against a training run (issue 9). The same run twice, one after the other: a real
- * `vilm coordinator` (child process, token file, the seed model of configs/tiny.yaml on the sample
- * corpus: real step times, ~1–2 s on this machine)
- * with one real `vilm worker` — once alone, once with an outsider (no token) in this process hitting
- * the worker port with every hostile kind, continuously, and once with an insider (the token,
- * misbehaving). The targets apply to the outsider; the insider's cost is reported:
+ * Hostile peers against a training run (issue 9). The same run four times, one after the other: a
+ * real `vilm coordinator` (child process, token file, the seed model of configs/tiny.yaml on the
+ * sample corpus: real step times, ~1–2 s on this machine) with one real `vilm worker` — alone, with
+ * an outsider (no token) in this process hitting the worker port with every hostile kind,
+ * continuously, alone again (the outsider is compared with the mean of the quiet runs around it: this
+ * VM's speed drifts), and with an insider (the token, misbehaving). The targets apply to the
+ * outsider; the insider's cost is reported. The coordinator's CPU and its door process's CPU (the
+ * worker port's listener, src/fleet/coordinator/door.ts) are reported apart:
  *
  * The attacker connects from 127.0.0.2 and the insider from 127.0.0.3 (other machines, as far as
  * the coordinator can tell), the honest worker from 127.0.0.1.
@@ -35,7 +37,7 @@
  *   npx tsx scripts/bench-hostile.ts [--steps 20] [--rate 1000] [--config configs/tiny.yaml] [--json PATH]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { setPriority, tmpdir } from 'node:os';
@@ -82,7 +84,17 @@ function poller(port: number): ChildProcess {
   return spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'ignore'] });
 }
 
-interface Phase { tokensPerSecond: number; coordinatorCpuSeconds: number; trainSeconds: number; healthzP99: number; healthzMax: number; rssStartMiB: number; rssEndMiB: number; logBytes: number; attacks: Record<string, number> }
+/** The coordinator's door process (src/fleet/coordinator/door-process.ts), or undefined. */
+function doorPid(coordinator: number): number | undefined {
+  for (const task of readdirSync(`/proc/${coordinator}/task`)) {
+    for (const pid of readFileSync(`/proc/${coordinator}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)) {
+      try { if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('door-process')) return pid; } catch { /* gone */ }
+    }
+  }
+  return undefined;
+}
+
+interface Phase { tokensPerSecond: number; coordinatorCpuSeconds: number; doorCpuSeconds: number; trainSeconds: number; healthzP99: number; healthzMax: number; rssStartMiB: number; rssEndMiB: number; logBytes: number; attacks: Record<string, number> }
 
 type Attack = 'none' | 'outsider' | 'insider';
 
@@ -122,9 +134,12 @@ async function runPhase(data: string, attack: Attack): Promise<Phase> {
   rssStart = rssMiB(coord.pid!);
   const cpu0 = cpuSeconds(coord.pid!);
   let cpuEnd = cpu0;
+  const door = doorPid(coord.pid!);
+  const doorCpu0 = door ? cpuSeconds(door) : 0;
+  let doorCpuEnd = doorCpu0;
   // the RSS at the end: the last reading while the coordinator still trains
   let rssEnd = rssStart;
-  const rssTimer = setInterval(() => { try { const r = rssMiB(coord.pid!); if (Number.isFinite(r)) { rssEnd = r; cpuEnd = cpuSeconds(coord.pid!); } } catch { /* exited */ } }, 250);
+  const rssTimer = setInterval(() => { try { const r = rssMiB(coord.pid!); if (Number.isFinite(r)) { rssEnd = r; cpuEnd = cpuSeconds(coord.pid!); if (door) doorCpuEnd = cpuSeconds(door); } } catch { /* exited */ } }, 250);
   poll = poller(metricsPort);
   poll.stdout!.on('data', (b: Buffer) => { for (const l of b.toString().split('\n')) if (l) { const [at, ms] = l.split(' ').map(Number); polls.push([at, ms]); } });
   if (attack !== 'none') {
@@ -148,7 +163,7 @@ async function runPhase(data: string, attack: Attack): Promise<Phase> {
   const from = Date.parse(stepRecs[0].time), to = Date.parse(stepRecs.at(-1)!.time);
   const sorted = polls.filter(([at]) => at >= from && at <= to).map(([, ms]) => ms).sort((a, b) => a - b);
   return {
-    tokensPerSecond: tokens / span, coordinatorCpuSeconds: cpuEnd - cpu0, trainSeconds: span, healthzP99: sorted[Math.floor(0.99 * (sorted.length - 1))] ?? NaN, healthzMax: sorted.at(-1) ?? NaN,
+    tokensPerSecond: tokens / span, coordinatorCpuSeconds: cpuEnd - cpu0, doorCpuSeconds: doorCpuEnd - doorCpu0, trainSeconds: span, healthzP99: sorted[Math.floor(0.99 * (sorted.length - 1))] ?? NaN, healthzMax: sorted.at(-1) ?? NaN,
     rssStartMiB: rssStart, rssEndMiB: rssEnd, logBytes, attacks,
   };
 }
@@ -257,24 +272,27 @@ function macCostMs(): number {
 const data = preparedData(dir);
 const rows: [string, Phase][] = [];
 try {
-  for (const attack of ['none', 'outsider', 'insider'] as const) rows.push([attack === 'none' ? 'quiet' : attack, await runPhase(data, attack)]);
+  // quiet runs before and after the outsider: this VM's speed drifts by tens of % within minutes,
+  // so the outsider is compared with the mean of the two runs around it
+  for (const [name, attack] of [['quiet', 'none'], ['outsider', 'outsider'], ['quiet again', 'none'], ['insider', 'insider']] as const) rows.push([name, await runPhase(data, attack)]);
 } finally { rmSync(dir, { recursive: true, force: true }); }
 
-const [quiet, attacked, insider] = [rows[0][1], rows[1][1], rows[2][1]];
-const ratio = attacked.tokensPerSecond / quiet.tokensPerSecond;
+const [quiet1, attacked, quiet2, insider] = rows.map(([, p]) => p);
+const quietTokensPerSecond = (quiet1.tokensPerSecond + quiet2.tokensPerSecond) / 2;
+const ratio = attacked.tokensPerSecond / quietTokensPerSecond;
 const growth = attacked.rssEndMiB - attacked.rssStartMiB;
 const fmt = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
 console.log(`attacker rate: ${Number(args.rate) > 0 ? `${args.rate} connection attempts/s` : 'unlimited'}`);
-console.log('| run | tokens/s | coordinator CPU s / train s | /healthz p99 ms | max ms | RSS start → end MiB | log bytes |');
-console.log('| --- | ---: | ---: | ---: | ---: | --- | ---: |');
-for (const [name, p] of rows) console.log(`| ${name} | ${fmt(p.tokensPerSecond, 0)} | ${fmt(p.coordinatorCpuSeconds)} / ${fmt(p.trainSeconds)} | ${fmt(p.healthzP99)} | ${fmt(p.healthzMax)} | ${fmt(p.rssStartMiB, 0)} → ${fmt(p.rssEndMiB, 0)} | ${p.logBytes} |`);
-console.log(`\noutsider/quiet tokens/s: ${fmt(ratio * 100)} % (target ≥ 90 %); RSS growth under attack ${fmt(growth)} MiB (target < 100); /healthz p99 under attack ${fmt(attacked.healthzP99)} ms (target < 100)`);
+console.log('| run | tokens/s | coordinator CPU s / train s | door process CPU s | /healthz p99 ms | max ms | RSS start → end MiB | log bytes |');
+console.log('| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |');
+for (const [name, p] of rows) console.log(`| ${name} | ${fmt(p.tokensPerSecond, 0)} | ${fmt(p.coordinatorCpuSeconds)} / ${fmt(p.trainSeconds)} | ${fmt(p.doorCpuSeconds)} | ${fmt(p.healthzP99)} | ${fmt(p.healthzMax)} | ${fmt(p.rssStartMiB, 0)} → ${fmt(p.rssEndMiB, 0)} | ${p.logBytes} |`);
+console.log(`\noutsider / mean of the quiet runs, tokens/s: ${fmt(ratio * 100)} % (target ≥ 90 %); RSS growth under attack ${fmt(growth)} MiB (target < 100); /healthz p99 under attack ${fmt(attacked.healthzP99)} ms (target < 100)`);
 console.log('outsider sent:', JSON.stringify(attacked.attacks));
-console.log(`insider/quiet tokens/s: ${fmt(insider.tokensPerSecond / quiet.tokensPerSecond * 100)} % (no target: a token holder that joins, takes a task and goes costs that task's time); sent: ${JSON.stringify(insider.attacks)}`);
+console.log(`insider / mean of the quiet runs, tokens/s: ${fmt(insider.tokensPerSecond / quietTokensPerSecond * 100)} % (no target: a token holder that joins, takes a task and goes costs that task's time); sent: ${JSON.stringify(insider.attacks)}`);
 const mac = macCostMs();
-const stepMs = quiet.trainSeconds * 1000 / (steps - 1);
+const stepMs = quiet1.trainSeconds * 1000 / (steps - 1);
 console.log(`per-frame MAC per step (one remote worker, ${args.config}): ${fmt(mac, 2)} ms = ${fmt(mac / stepMs * 100, 2)} % of the quiet run's ${fmt(stepMs, 0)} ms step (target ≤ 2 %)`);
 const pass = ratio >= 0.9 && growth < 100 && attacked.healthzP99 < 100 && mac / stepMs <= 0.02;
-writeFileAtomic(args.json!, JSON.stringify({ steps, rate: Number(args.rate), macMsPerStep: mac, stepMs, quiet, outsider: attacked, insider, ratio, rssGrowthMiB: growth, pass }, null, 2) + '\n');
+writeFileAtomic(args.json!, JSON.stringify({ steps, rate: Number(args.rate), macMsPerStep: mac, stepMs, quiet: quiet1, quietAgain: quiet2, outsider: attacked, insider, ratio, rssGrowthMiB: growth, pass }, null, 2) + '\n');
 console.log(`wrote ${args.json}`);
 process.exit(pass ? 0 : 1);

@@ -8,6 +8,8 @@
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -109,6 +111,69 @@ test('before authentication: an idle connection is dropped at the auth deadline,
     assert.ok(await within(fleet.scheduler.waitForWorkers(1, 5000), 6000, 'join'));
     w.ws.terminate();
   } finally { await fleet.close('test over'); }
+});
+
+/** The door processes (./src/fleet/coordinator/door-process.ts) this process started: pid → nice. */
+function doorProcesses(): Map<number, number> {
+  const found = new Map<number, number>();
+  for (const task of readdirSync('/proc/self/task')) {
+    for (const pid of readFileSync(`/proc/self/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)) {
+      try {
+        if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('door-process')) continue;
+        found.set(pid, Number(procStat(pid)[16]));
+      } catch { /* gone meanwhile */ }
+    }
+  }
+  return found;
+}
+
+/** /proc/PID/stat's fields after the command name (index 0 is the state; 11, 12 utime, stime; 16 nice). */
+function procStat(pid: number): string[] {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return f.slice(f.lastIndexOf(')') + 2).split(' ');
+}
+
+test('the door is its own process at nice 19: a flood from a penalised address is turned away there, not by the coordinator\'s process, and the door ends with the coordinator', { skip: process.platform !== 'linux' && 'reads /proc' }, async () => {
+  const before = new Set(doorProcesses().keys());
+  const { fleet, url } = await startFleet(smallConfig(), {}, { penaltyMs: 60_000 });
+  const doors = [...doorProcesses()].filter(([pid]) => !before.has(pid));
+  try {
+    assert.equal(doors.length, 1, 'one door process per coordinator');
+    const [door, nice] = doors[0];
+    assert.equal(nice, 19);
+    const port = Number(new URL(url).port);
+    // one refused upgrade penalises 127.0.0.8, then a flood of 2,000 attempts from it, sent by another process
+    const refused = await within(new Promise<number>((res) => {
+      const ws = new WebSocket(url, { headers: upgradeHeaders('0'.repeat(64), 'w', newNonce(), PROTOCOL_VERSION), localAddress: '127.0.0.8' });
+      ws.on('unexpected-response', (_q, r) => { res(r.statusCode ?? 0); r.resume(); ws.terminate(); });
+      ws.on('error', () => res(0));
+    }), 5000, 'refusal');
+    assert.equal(refused, 401);
+    const cpu = (pid: number) => { const f = procStat(pid); return Number(f[11]) + Number(f[12]); };
+    const door0 = cpu(door), self0 = process.cpuUsage();
+    const flood = `const net=require('net');let started=0,closed=0,data=0;const go=()=>{started++;const s=net.connect({port:${port},host:'127.0.0.1',localAddress:'127.0.0.8'});s.on('error',()=>{});s.on('data',()=>{data++});s.on('close',()=>{if(++closed===2000)console.log(closed-data);else if(started<2000)go()})};for(let i=0;i<4;i++)go()`;
+    const out = await within(new Promise<string>((res) => { let o = ''; const c = spawn(process.execPath, ['-e', flood]); c.stdout.on('data', (b) => { o += b; }); c.on('exit', () => res(o.trim())); }), 30_000, 'flood');
+    assert.equal(out, '2000', 'every attempt closed at accept, without an answer');
+    const selfMs = (process.cpuUsage(self0).user + process.cpuUsage(self0).system) / 1000;
+    const doorMs = (cpu(door) - door0) * 10; // clock ticks of 10 ms
+    // the door did the accepting (~50–120 µs each); this process (the coordinator) saw none of it and
+    // spent 20–30 ms on its own timers and the spawn (measured for 2,000: door 460–530 ms, this process 20–30 ms)
+    assert.ok(doorMs >= 50, `the door process accepted the flood (${doorMs} ms)`);
+    assert.ok(selfMs < doorMs / 2, `the coordinator's process spent ${selfMs} ms during the flood, the door ${doorMs} ms`);
+    // a second coordinator on the same port: one line naming the flag and the code, and no door left behind
+    const L = buildLayout(smallConfig().model);
+    await assert.rejects(Coordinator.start({
+      model: smallConfig().model, backend: 'cpu', replicaModule: TOY_REPLICA, inProcess: false, threads: 0,
+      remote: { host: '127.0.0.1', port, token: TOKEN }, observers: [],
+    }, initParams(L, smallConfig().model, 1), 0), (e: Error) => e.name === 'UserError' && e.message === `--port ${port}: cannot listen on 127.0.0.1 (EADDRINUSE)`);
+    // an honest worker from another address still joins
+    const w = rawWorker(url, 'honest', () => null);
+    assert.ok(await within(fleet.scheduler.waitForWorkers(1, 5000), 6000, 'join'));
+    w.ws.terminate();
+  } finally { await fleet.close('test over'); }
+  const deadline = Date.now() + 5000;
+  while (doorProcesses().size > before.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual([...doorProcesses().keys()].filter((pid) => !before.has(pid)), [], 'the door processes exit with their coordinators');
 });
 
 test('the decoder accepts only what frames need: pointer bombs, records, Set/Map/RegExp/Error/BigInt, deep nesting and foreign keys are refused quickly, without quoting the peer', () => {

@@ -1,6 +1,6 @@
 /**
- * The worker port's front door: a plain TCP server that decides, before node:http allocates
- * anything for a connection, whether it may even present its upgrade request.
+ * The worker port's front door: it decides, before node:http allocates anything for a connection,
+ * whether the connection may even present its upgrade request.
  *
  *  - Unauthenticated connections (accepted, upgrade not yet decided) are capped in all and per
  *    address, and each has `authDeadlineMs` to send its request, exactly (node:http checks its own
@@ -12,10 +12,24 @@
  *    does the same). An honest worker on another address is not affected; one behind the same
  *    address waits out the penalty in its retry loop.
  *
- * Admitted sockets go to node:http (or https) with `emit('connection')`, the documented way to hand
- * it a socket it did not accept.
+ * The door runs in its own process (./door-process.ts) at the lowest priority (nice 19): accepting
+ * and turning away a connection costs ~50–120 µs of CPU, and a flood of them would otherwise take
+ * the coordinator's main thread — the thread that runs the optimizer, answers /healthz and reads
+ * heartbeats. In its own process the flood gets only the CPU that training leaves idle, and what it
+ * cannot take waits in (and overflows) the kernel's accept queue. Admitted sockets, paused and unread,
+ * are handed to this process over the IPC channel (Node's documented `subprocess.send(msg, socket)`)
+ * and to node:http (or https) with `emit('connection')`, the documented way to hand it a socket it
+ * did not accept. The auth deadline and the decisions stay here; the door process keeps the counts
+ * and the penalties:
+ *
+ *   door process → coordinator   { t: 'admit', from } + the socket; { t: 'penalised' } (each penalise, in order);
+ *                                { t: 'listening', port }; { t: 'error', code }
+ *   coordinator → door process   { t: 'listen', host, port, limits }; { t: 'release', from }; { t: 'penalise', from }
  */
-import net from 'node:net';
+import { fork, type ChildProcess } from 'node:child_process';
+import type net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { log } from '../../util/log.js';
 import type { ConnectionLimits } from '../constants.js';
 
 /** Longest penalty of one address. */
@@ -28,52 +42,45 @@ export function peerKey(s: { remoteAddress?: string; remotePort?: number }): str
   return `${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'}`;
 }
 
-export class Door {
-  readonly server: net.Server;
+export type DoorLimits = Pick<ConnectionLimits, 'maxPending' | 'maxPendingPerAddress' | 'penaltyMs'>;
+
+export type DoorCommand =
+  | { t: 'listen'; host: string; port: number; limits: DoorLimits }
+  | { t: 'release'; from: string }
+  | { t: 'penalise'; from: string };
+export type DoorReport = { t: 'admit'; from: string } | { t: 'penalised' } | { t: 'listening'; port: number } | { t: 'error'; code: string };
+
+/** The door's bookkeeping: pending connections per address, and penalties. */
+export class DoorPolicy {
   private pending = 0;
   private readonly pendingFrom = new Map<string, number>();
-  /** per pending connection (by peerKey): what to do once its upgrade is decided */
-  private readonly undecided = new Map<string, () => void>();
   /** address → penalised until (ms) */
   private readonly penalties = new Map<string, number>();
   /** connections closed at accept (penalised or over a cap) */
   turnedAway = 0;
 
-  constructor(private readonly limits: ConnectionLimits, admit: (socket: net.Socket) => void) {
-    this.server = net.createServer((socket) => {
-      socket.on('error', () => undefined);
-      const from = socket.remoteAddress ?? '?';
-      if (this.penalisedFor(from) > 0) { this.turnedAway++; socket.destroy(); return; }
-      const mine = this.pendingFrom.get(from) ?? 0;
-      if (this.pending >= limits.maxPending || mine >= limits.maxPendingPerAddress) {
-        if (mine >= limits.maxPendingPerAddress) this.penalise(from);
-        this.turnedAway++;
-        socket.destroy();
-        return;
-      }
-      this.pending++;
-      this.pendingFrom.set(from, mine + 1);
-      const key = peerKey(socket);
-      const deadline = setTimeout(() => { this.penalise(from); socket.destroy(); }, limits.authDeadlineMs);
-      let counted = true;
-      const done = () => {
-        if (!counted) return;
-        counted = false;
-        this.pending--;
-        clearTimeout(deadline);
-        this.undecided.delete(key);
-        const left = (this.pendingFrom.get(from) ?? 1) - 1;
-        if (left > 0) this.pendingFrom.set(from, left); else this.pendingFrom.delete(from);
-      };
-      this.undecided.set(key, done);
-      socket.once('close', done);
-      admit(socket);
-    });
+  constructor(private readonly limits: DoorLimits) {}
+
+  /** A new connection from `from`: true when it may present its upgrade (it then counts as pending until released). */
+  admit(from: string, now = Date.now()): boolean {
+    if (this.penalisedFor(from, now) > 0) { this.turnedAway++; return false; }
+    const mine = this.pendingFrom.get(from) ?? 0;
+    if (this.pending >= this.limits.maxPending || mine >= this.limits.maxPendingPerAddress) {
+      if (mine >= this.limits.maxPendingPerAddress) this.penalise(from, now);
+      this.turnedAway++;
+      return false;
+    }
+    this.pending++;
+    this.pendingFrom.set(from, mine + 1);
+    return true;
   }
 
-  /** The connection `key` presented its upgrade: it no longer counts as pending. */
-  decided(key: string): void {
-    this.undecided.get(key)?.();
+  /** An admitted connection from `from` presented its upgrade or is gone. */
+  release(from: string): void {
+    const left = this.pendingFrom.get(from);
+    if (left === undefined) return;
+    this.pending--;
+    if (left > 1) this.pendingFrom.set(from, left - 1); else this.pendingFrom.delete(from);
   }
 
   /** ms left of `address`'s penalty (0: none). */
@@ -91,5 +98,107 @@ export class Door {
     this.penalties.delete(address); // re-insert: the map's order is last-offence order
     this.penalties.set(address, until);
     if (this.penalties.size > MAX_ADDRESSES) this.penalties.delete(this.penalties.keys().next().value!);
+  }
+}
+
+/** The door process's entry: compiled (lib/) it is plain JavaScript; from the sources it needs the tsx loader. */
+function doorEntry(): { file: string; execArgv: string[] } {
+  const compiled = import.meta.url.endsWith('.js');
+  const file = fileURLToPath(new URL(compiled ? './door-process.js' : './door-process.ts', import.meta.url));
+  return { file, execArgv: compiled ? [] : ['--import', import.meta.resolve('tsx')] };
+}
+
+/** The coordinator's side of the door: starts the door process and keeps each admitted connection's deadline. */
+export class FrontDoor {
+  /** per admitted connection not yet decided (by peerKey): releases it once */
+  private readonly undecided = new Map<string, () => void>();
+  private closing = false;
+  /** penalties sent and not yet acknowledged, in order (the IPC channel keeps order) */
+  private readonly acks: (() => void)[] = [];
+
+  private constructor(private readonly child: ChildProcess, readonly port: number) {}
+
+  /**
+   * Listen on host:port through a door process; `admit` gets each admitted socket. Rejects with the
+   * listen error's code (EADDRINUSE, EACCES, …) as the message.
+   */
+  static async open(host: string, port: number, limits: ConnectionLimits, admit: (socket: net.Socket) => void): Promise<FrontDoor> {
+    const entry = doorEntry();
+    const child = fork(entry.file, [], { execArgv: entry.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
+    const door = await new Promise<FrontDoor>((resolve, reject) => {
+      const failed = (why: string) => { child.kill(); reject(new Error(why)); };
+      child.once('error', (e) => failed(e.message));
+      child.once('exit', (code, signal) => failed(`the door process exited (${signal ?? code}) before listening`));
+      child.once('message', (m: DoorReport) => {
+        child.removeAllListeners('exit');
+        if (m.t === 'listening') resolve(new FrontDoor(child, m.port));
+        else failed(m.t === 'error' ? m.code : 'the door process said something else first');
+      });
+      const listen: DoorCommand = { t: 'listen', host, port, limits: { maxPending: limits.maxPending, maxPendingPerAddress: limits.maxPendingPerAddress, penaltyMs: limits.penaltyMs } };
+      child.send(listen);
+    });
+    child.on('message', (m: DoorReport, socket?: net.Socket) => {
+      if (m.t === 'penalised') door.acks.shift()?.();
+      else if (m.t === 'admit' && socket) door.admitted(socket, m.from, limits.authDeadlineMs, admit);
+    });
+    child.on('exit', (code, signal) => {
+      for (const ack of door.acks.splice(0)) ack();
+      if (!door.closing) log.error(`the worker port's door process exited (${signal ?? code}): remote workers can no longer join this run; the ones joined stay`);
+    });
+    // the door never keeps the coordinator alive; it exits when the coordinator does (its IPC channel closes)
+    child.unref();
+    child.channel?.unref();
+    return door;
+  }
+
+  private admitted(socket: net.Socket, from: string, deadlineMs: number, admit: (socket: net.Socket) => void): void {
+    socket.on('error', () => undefined);
+    const key = peerKey(socket);
+    const deadline = setTimeout(() => { void this.penalise(from).then(() => socket.destroy()); }, deadlineMs);
+    let counted = true;
+    const done = () => {
+      if (!counted) return;
+      counted = false;
+      clearTimeout(deadline);
+      this.undecided.delete(key);
+      this.tell({ t: 'release', from });
+    };
+    this.undecided.set(key, done);
+    socket.once('close', done);
+    admit(socket);
+  }
+
+  /** The connection `key` presented its upgrade: it no longer counts as pending. */
+  decided(key: string): void {
+    this.undecided.get(key)?.();
+  }
+
+  /**
+   * One more offence of `address` before authenticating. Resolves once the door process holds the
+   * penalty: answer or close the offending connection only then, or the peer's next attempt can
+   * arrive at the door before the penalty does (the channel and the port are read in no set order).
+   */
+  penalise(address: string): Promise<void> {
+    if (!this.child.connected) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.acks.push(resolve);
+      this.tell({ t: 'penalise', from: address });
+    });
+  }
+
+  private tell(c: DoorCommand): void {
+    if (this.child.connected) this.child.send(c, (e: Error | null) => undefined);
+  }
+
+  /** Stop listening: the door process exits. */
+  async close(): Promise<void> {
+    this.closing = true;
+    for (const done of [...this.undecided.values()]) done();
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => { this.child.kill('SIGKILL'); resolve(); }, 2000);
+      this.child.once('exit', () => { clearTimeout(timer); resolve(); });
+      this.child.disconnect();
+    });
   }
 }

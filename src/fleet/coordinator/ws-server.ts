@@ -8,7 +8,8 @@
  * What an unauthenticated peer can cost: one HTTP request of at most 8 KiB of headers, sent within
  * 10 s, among at most 256 such connections at a time and 8 from one address; then a refusal
  * (status, a short reason), the socket is gone, and its address is turned away at accept for a
- * while (./door.ts). A refused attempt is logged once per address a minute.
+ * while — by the door process, which listens at the lowest priority and hands this process only
+ * the connections it admits (./door.ts). A refused attempt is logged once per address a minute.
  */
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
@@ -22,7 +23,7 @@ import { FrameSeal, HEADER, NO_AUTH, UpgradeVerifier, newNonce, sessionKeys, typ
 import { encodeFrame } from '../codec.js';
 import { DEFAULT_LIMITS, MAX_WORKER_ID_LENGTH, coordinatorMaxPayload, type ConnectionLimits } from '../constants.js';
 import { PROTOCOL_VERSION, type ReplicaSpec } from '../contract.js';
-import { Door, peerKey } from './door.js';
+import { FrontDoor, peerKey } from './door.js';
 import type { Scheduler } from './scheduler.js';
 import { WsConnection, type ConnectionHost } from './ws-connection.js';
 
@@ -95,17 +96,23 @@ export async function startWsServer(fleet: FleetView, opts: RemoteOptions, obser
     unknownResult: (c) => fleet.scheduler.strikeLink(c, 'unassigned'),
   };
 
-  // the front door: caps, deadline and penalties before node:http sees a connection (./door.ts)
-  const door = new Door(limits, (socket) => server.emit('connection', socket));
+  // the front door, in its own low-priority process: caps, deadline and penalties before node:http
+  // sees a connection (./door.ts)
+  let door: FrontDoor;
+  try {
+    door = await FrontDoor.open(host, opts.port, limits, (socket) => server.emit('connection', socket));
+  } catch (e) {
+    throw new UserError(`--port ${opts.port}: cannot listen on ${host} (${(e as Error).message})`);
+  }
   server.on('clientError', (_e, socket) => {
     // a malformed or oversized request (node:http would answer 400/431): an offence, no answer
-    door.penalise((socket as Duplex & { remoteAddress?: string }).remoteAddress ?? '?');
-    socket.destroy();
+    void door.penalise((socket as Duplex & { remoteAddress?: string }).remoteAddress ?? '?').then(() => socket.destroy());
   });
   server.on('request', (req, res) => {
     door.decided(peerKey(req.socket));
-    door.penalise(req.socket.remoteAddress ?? '?');
-    res.writeHead(426, { 'content-type': 'text/plain', connection: 'close' }).end('this port speaks the vilm worker protocol (WebSocket)\n');
+    void door.penalise(req.socket.remoteAddress ?? '?').then(() => {
+      res.writeHead(426, { 'content-type': 'text/plain', connection: 'close' }).end('this port speaks the vilm worker protocol (WebSocket)\n');
+    });
   });
 
   const warned = new Map<string, number>();
@@ -117,11 +124,13 @@ export async function startWsServer(fleet: FleetView, opts: RemoteOptions, obser
       warned.set(addr, now + 60_000);
       log.warn(`refused a worker from ${addr}: ${r.reason}`);
     }
-    door.penalise(addr);
     if (r.status === 401) broadcast(observers, 'onRejected', { workerId: addr, reason: 'auth' });
     else broadcast(observers, 'onRejected', { workerId: addr, reason: 'protocol' });
-    socket.end(`HTTP/1.1 ${r.status} ${STATUS_CODES[r.status] ?? ''}\r\n${HEADER.refused}: ${r.reason}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
-    setTimeout(() => socket.destroy(), 1000).unref();
+    // answered once the door holds the penalty (./door.ts)
+    void door.penalise(addr).then(() => {
+      socket.end(`HTTP/1.1 ${r.status} ${STATUS_CODES[r.status] ?? ''}\r\n${HEADER.refused}: ${r.reason}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      setTimeout(() => socket.destroy(), 1000).unref();
+    });
   };
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -146,12 +155,7 @@ export async function startWsServer(fleet: FleetView, opts: RemoteOptions, obser
     headers.push(`${HEADER.nonce}: ${answers.get(req) ?? ''}`, `${HEADER.auth}: ${opts.token ? 'hmac' : NO_AUTH}`);
   });
 
-  await new Promise<void>((resolve, rejectP) => {
-    door.server.once('error', (e: NodeJS.ErrnoException) => rejectP(new UserError(`--port ${opts.port}: cannot listen on ${host} (${e.code ?? e.message})`)));
-    door.server.listen(opts.port, host, () => resolve());
-  });
-  const addr = door.server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : opts.port;
+  const port = door.port;
   log.info(`listening for workers on ${tls ? 'wss' : 'ws'}://${host}:${port}`, { auth: opts.token ? 'hmac' : 'none' });
   // machine-readable line for scripts/tests that start with --port 0 (a JSON record under --log-format json)
   if (getLogFormat() === 'json') log.info('vilm-coordinator-port', { port });
@@ -178,7 +182,7 @@ export async function startWsServer(fleet: FleetView, opts: RemoteOptions, obser
       clearTimeout(timer);
       for (const c of wss.clients) c.terminate();
       await new Promise<void>((r) => wss.close(() => r()));
-      await new Promise<void>((r) => door.server.close(() => r()));
+      await door.close();
       server.closeAllConnections();
     },
   };
