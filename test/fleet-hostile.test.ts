@@ -170,7 +170,15 @@ test('the door is its own process at nice 19: a flood from a penalised address i
     const w = rawWorker(url, 'honest', () => null);
     assert.ok(await within(fleet.scheduler.waitForWorkers(1, 5000), 6000, 'join'));
     w.ws.terminate();
-  } finally { await fleet.close('test over'); }
+    // a connection that never presents its upgrade does not keep a finished coordinator alive: closed with the door
+    const idle = net.connect({ port, host: '127.0.0.1', localAddress: '127.0.0.9' });
+    idle.on('error', () => undefined);
+    const idleClosed = new Promise<void>((r) => idle.on('close', () => r()));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(!idle.destroyed, 'the idle connection was admitted and waits for its deadline');
+    await within(fleet.close('test over'), 5000, 'close');
+    await within(idleClosed, 3000, 'the idle connection closed with the coordinator');
+  } catch (e) { await fleet.close('test failed'); throw e; }
   const deadline = Date.now() + 5000;
   while (doorProcesses().size > before.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual([...doorProcesses().keys()].filter((pid) => !before.has(pid)), [], 'the door processes exit with their coordinators');

@@ -110,8 +110,8 @@ function doorEntry(): { file: string; execArgv: string[] } {
 
 /** The coordinator's side of the door: starts the door process and keeps each admitted connection's deadline. */
 export class FrontDoor {
-  /** per admitted connection not yet decided (by peerKey): releases it once */
-  private readonly undecided = new Map<string, () => void>();
+  /** admitted connections not yet decided, by peerKey; `done` releases one once (on its decision or close) */
+  private readonly undecided = new Map<string, { socket: net.Socket; done: () => void }>();
   private closing = false;
   /** penalties sent and not yet acknowledged, in order (the IPC channel keeps order) */
   private readonly acks: (() => void)[] = [];
@@ -163,14 +163,14 @@ export class FrontDoor {
       this.undecided.delete(key);
       this.tell({ t: 'release', from });
     };
-    this.undecided.set(key, done);
+    this.undecided.set(key, { socket, done });
     socket.once('close', done);
     admit(socket);
   }
 
   /** The connection `key` presented its upgrade: it no longer counts as pending. */
   decided(key: string): void {
-    this.undecided.get(key)?.();
+    this.undecided.get(key)?.done();
   }
 
   /**
@@ -193,12 +193,13 @@ export class FrontDoor {
   /** Stop listening: the door process exits. */
   async close(): Promise<void> {
     this.closing = true;
-    for (const done of [...this.undecided.values()]) done();
+    // connections that have not presented their upgrade are not workers: closed with the door
+    for (const { socket } of [...this.undecided.values()]) socket.destroy();
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => { this.child.kill('SIGKILL'); resolve(); }, 2000);
       this.child.once('exit', () => { clearTimeout(timer); resolve(); });
-      this.child.disconnect();
+      if (this.child.connected) this.child.disconnect(); else this.child.kill();
     });
   }
 }
