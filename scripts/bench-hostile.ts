@@ -149,7 +149,13 @@ async function runPhase(data: string, attack: Attack): Promise<Phase> {
     setPriority(19);
     stopAttack = startAttacker(url, port, attack, attacks);
   }
+  // a deadline: a coordinator that does not finish (a stuck step, a connection keeping it alive) fails the benchmark
+  const limitMs = 120_000 + steps * 20_000;
+  let killed = false;
+  const limit = setTimeout(() => { killed = true; coord.kill('SIGKILL'); }, limitMs);
   const code = await new Promise<number>((r) => coord.once('exit', (c) => r(c ?? 1)));
+  clearTimeout(limit);
+  if (killed) { stopAttack(); clearInterval(rssTimer); poll.kill(); worker.kill(); throw new Error(`${attack}: the coordinator did not exit within ${limitMs / 1000} s of its first step`); }
   stopAttack();
   clearInterval(rssTimer);
   poll.kill();
