@@ -131,6 +131,7 @@ export class FrontDoor {
       child.once('exit', (code, signal) => failed(`the door process exited (${signal ?? code}) before listening`));
       child.once('message', (m: DoorReport) => {
         child.removeAllListeners('exit');
+        child.removeAllListeners('error');
         if (m.t === 'listening') resolve(new FrontDoor(child, m.port));
         else failed(m.t === 'error' ? m.code : 'the door process said something else first');
       });
@@ -141,6 +142,7 @@ export class FrontDoor {
       if (m.t === 'penalised') door.acks.shift()?.();
       else if (m.t === 'admit' && socket) door.admitted(socket, m.from, limits.authDeadlineMs, admit);
     });
+    child.on('error', () => undefined); // a failed send: its callback has it; the child's exit is logged below
     child.on('exit', (code, signal) => {
       for (const ack of door.acks.splice(0)) ack();
       if (!door.closing) log.error(`the worker port's door process exited (${signal ?? code}): remote workers can no longer join this run; the ones joined stay`);
