@@ -28,9 +28,9 @@
  * fleet's size so every worker has tasks; data: the sample corpus, prepared in a temp directory.
  * Prints a table and writes JSON (default bench-results/soak-churn.json). Exit 1 when a check fails.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { setPriority, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import path from 'node:path';
@@ -96,6 +96,20 @@ process.on('SIGTERM', () => { stop = true; });
   process.stdout.write(JSON.stringify({ lat, slow, failed }));
 })();`;
 
+/**
+ * The worker processes' launcher: a small process of its own that starts (at nice WORKER_NICE) and
+ * kills the `vilm worker` processes on request. Spawning from the coordinator's own process would
+ * fork a 1.3 GB process on its main thread — 70–320 ms of blocked event loop per start, measured
+ * with a profile of the soak — a cost of this harness, not of the coordinator (real workers start
+ * on other machines). Messages: → { t: 'start', id, argv } | { t: 'kill', id }; ← { t: 'exit', id }.
+ */
+const LAUNCHER = `const {spawn}=require('child_process');const {setPriority}=require('os');const procs=new Map();
+process.on('message',(m)=>{
+  if(m.t==='start'){const p=spawn(process.execPath,m.argv,{stdio:'ignore'});if(p.pid!==undefined)try{setPriority(p.pid,${WORKER_NICE})}catch{}procs.set(m.id,p);p.on('exit',()=>{procs.delete(m.id);if(process.connected)process.send({t:'exit',id:m.id})})}
+  else if(m.t==='kill')procs.get(m.id)?.kill('SIGKILL');
+});
+process.on('disconnect',()=>{for(const p of procs.values())p.kill('SIGKILL');process.exit(0)});`;
+
 interface Soak { stoppedAt: number; sha: string; losses: number[]; rssAfter: number; rssEnd: number; rssFullFleet: boolean; heapAfter: number; heapEnd: number; kills: { thread: number; ws: number }; joins: number;
   healthz: { polls: number; failed: number; p50: number; p99: number; max: number; over: number; slowBeforeFirstStep: number[]; slowTraining: number[]; slowAfterStop: number[] };
   loopDelayMaxMs: number; loopDelayP99Ms: number }
@@ -107,21 +121,22 @@ async function soak(config: ReturnType<typeof loadConfig>, data: string): Promis
   poller.stdout!.on('data', (b: Buffer) => { pollOut += b.toString(); });
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   const stop: StopSignal = { requested: false };
-  const procs = new Set<ChildProcess>();
+  // worker process ids alive (started by the launcher, not yet exited)
+  const procs = new Set<number>();
+  const launcher = spawn(process.execPath, ['-e', LAUNCHER], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  launcher.on('message', (m: { t: 'exit'; id: number }) => { if (m.t === 'exit') procs.delete(m.id); });
   const losses: number[] = [];
   const kills = { thread: 0, ws: 0 };
   let joins = 0, rssAfter = 0, rssEnd = 0, port = 0, fleetRef: Coordinator | undefined;
   let rssAfterFull = false, rssEndFull = false, heapAfter = 0, heapEnd = 0;
   let firstStepAt = Infinity, stopAt = Infinity;
   const startWorker = () => {
-    const p = spawn(process.execPath, [CLI, 'worker', '--connect', `ws://127.0.0.1:${port}`, '--retry', '30', '--name', `soak-${joins}`], { stdio: 'ignore' });
     // the worker processes stand for other machines: on this one they run a little behind the
     // coordinator (nice +5), so a booting worker (seconds of CPU) does not take the core its
     // event loop needs — what is measured is the coordinator's own work, not the harness's
-    if (p.pid !== undefined) try { setPriority(p.pid, WORKER_NICE); } catch { /* gone already */ }
-    joins++;
-    procs.add(p);
-    p.on('exit', () => procs.delete(p));
+    const id = joins++;
+    procs.add(id);
+    launcher.send({ t: 'start', id, argv: [CLI, 'worker', '--connect', `ws://127.0.0.1:${port}`, '--retry', '30', '--name', `soak-${id}`] });
   };
   const t0 = Date.now();
   let chaos: NodeJS.Timeout | undefined;
@@ -162,7 +177,7 @@ async function soak(config: ReturnType<typeof loadConfig>, data: string): Promis
             if (fleetRef?.threadPool?.killOne(Math.floor(rng.next() * 1024))) kills.thread++;
           } else if (procs.size > 0) {
             const list = [...procs];
-            list[Math.floor(rng.next() * list.length)].kill('SIGKILL');
+            launcher.send({ t: 'kill', id: list[Math.floor(rng.next() * list.length)] });
             kills.ws++;
             setTimeout(() => { if (!stop.requested) startWorker(); }, 1000 + rng.next() * 2000).unref();
           }
@@ -175,7 +190,8 @@ async function soak(config: ReturnType<typeof loadConfig>, data: string): Promis
   const r = await Promise.race([run, deadline((MINUTES * 60 + 600) * 1000, 'soak run')]);
   clearTimeout(chaos);
   loopDelay.disable();
-  for (const p of procs) p.kill('SIGKILL');
+  // the launcher kills the worker processes it started when its channel closes
+  launcher.disconnect();
   poller.kill('SIGTERM');
   await Promise.race([new Promise((res) => poller.on('exit', res)), deadline(10_000, 'healthz poller')]);
   await metrics.close();
