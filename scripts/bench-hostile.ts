@@ -37,7 +37,7 @@
  *   npx tsx scripts/bench-hostile.ts [--steps 20] [--rate 1000] [--config configs/tiny.yaml] [--json PATH]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { setPriority, tmpdir } from 'node:os';
@@ -52,6 +52,7 @@ import { loadConfig } from '../src/config/index.ts';
 import { buildLayout } from '../src/model/layout.ts';
 import { writeFileAtomic } from '../src/util/atomic.ts';
 import { preparedData } from '../test/support/fixtures.ts';
+import { cpuSeconds, doorProcesses } from '../test/support/proc.ts';
 
 const { values: args } = parseArgs({ options: { steps: { type: 'string', default: '20' }, rate: { type: 'string', default: '1000' }, config: { type: 'string', default: 'configs/tiny.yaml' }, json: { type: 'string', default: 'bench-results/hostile.json' } } });
 const steps = Number(args.steps);
@@ -66,13 +67,6 @@ function freePort(): Promise<number> {
   return new Promise((res) => { const s = net.createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => res(p)); }); });
 }
 
-/** User + system CPU seconds of process `pid` so far. */
-function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return (Number(rest[11]) + Number(rest[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
-}
-
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
@@ -82,16 +76,6 @@ function rssMiB(pid: number): number {
 function poller(port: number): ChildProcess {
   const code = `const http=require('http');setInterval(()=>{const at=Date.now(),t=performance.now();const r=http.get({host:'127.0.0.1',port:${port},path:'/healthz',timeout:5000},(s)=>{s.resume();s.on('end',()=>console.log(at,(performance.now()-t).toFixed(2)))});r.on('error',()=>console.log(at,5000));r.on('timeout',()=>r.destroy())},50)`;
   return spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'ignore'] });
-}
-
-/** The coordinator's door process (src/fleet/coordinator/door-process.ts), or undefined. */
-function doorPid(coordinator: number): number | undefined {
-  for (const task of readdirSync(`/proc/${coordinator}/task`)) {
-    for (const pid of readFileSync(`/proc/${coordinator}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)) {
-      try { if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('door-process')) return pid; } catch { /* gone */ }
-    }
-  }
-  return undefined;
 }
 
 interface Phase { tokensPerSecond: number; coordinatorCpuSeconds: number; doorCpuSeconds: number; trainSeconds: number; healthzP99: number; healthzMax: number; rssStartMiB: number; rssEndMiB: number; logBytes: number; attacks: Record<string, number> }
@@ -134,7 +118,7 @@ async function runPhase(data: string, attack: Attack): Promise<Phase> {
   rssStart = rssMiB(coord.pid!);
   const cpu0 = cpuSeconds(coord.pid!);
   let cpuEnd = cpu0;
-  const door = doorPid(coord.pid!);
+  const door = [...doorProcesses(coord.pid!).keys()][0];
   const doorCpu0 = door ? cpuSeconds(door) : 0;
   let doorCpuEnd = doorCpu0;
   // the RSS at the end: the last reading while the coordinator still trains

@@ -9,7 +9,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -21,6 +20,7 @@ import { PROTOCOL_VERSION } from '../src/fleet/contract.ts';
 import { Coordinator } from '../src/fleet/coordinator/coordinator.ts';
 import { buildLayout, initParams } from '../src/model/layout.ts';
 import { finalizeGradient } from '../src/fleet/reduce.ts';
+import { cpuSeconds, doorProcesses } from './support/proc.ts';
 import { TOKEN, batchOf, rawWorker, reference, sha, smallConfig, startFleet, toyWorker } from './support/fleet-harness.ts';
 import { TOY_REPLICA } from './support/toy-replica.ts';
 
@@ -113,30 +113,10 @@ test('before authentication: an idle connection is dropped at the auth deadline,
   } finally { await fleet.close('test over'); }
 });
 
-/** The door processes (./src/fleet/coordinator/door-process.ts) this process started: pid → nice. */
-function doorProcesses(): Map<number, number> {
-  const found = new Map<number, number>();
-  for (const task of readdirSync('/proc/self/task')) {
-    for (const pid of readFileSync(`/proc/self/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)) {
-      try {
-        if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('door-process')) continue;
-        found.set(pid, Number(procStat(pid)[16]));
-      } catch { /* gone meanwhile */ }
-    }
-  }
-  return found;
-}
-
-/** /proc/PID/stat's fields after the command name (index 0 is the state; 11, 12 utime, stime; 16 nice). */
-function procStat(pid: number): string[] {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return f.slice(f.lastIndexOf(')') + 2).split(' ');
-}
-
 test('the door is its own process at nice 19: a flood from a penalised address is turned away there, not by the coordinator\'s process, and the door ends with the coordinator', { skip: process.platform !== 'linux' && 'reads /proc' }, async () => {
-  const before = new Set(doorProcesses().keys());
+  const before = new Set(doorProcesses('self').keys());
   const { fleet, url } = await startFleet(smallConfig(), {}, { penaltyMs: 60_000 });
-  const doors = [...doorProcesses()].filter(([pid]) => !before.has(pid));
+  const doors = [...doorProcesses('self')].filter(([pid]) => !before.has(pid));
   try {
     assert.equal(doors.length, 1, 'one door process per coordinator');
     const [door, nice] = doors[0];
@@ -149,13 +129,12 @@ test('the door is its own process at nice 19: a flood from a penalised address i
       ws.on('error', () => res(0));
     }), 5000, 'refusal');
     assert.equal(refused, 401);
-    const cpu = (pid: number) => { const f = procStat(pid); return Number(f[11]) + Number(f[12]); };
-    const door0 = cpu(door), self0 = process.cpuUsage();
+    const door0 = cpuSeconds(door), self0 = process.cpuUsage();
     const flood = `const net=require('net');let started=0,closed=0,data=0;const go=()=>{started++;const s=net.connect({port:${port},host:'127.0.0.1',localAddress:'127.0.0.8'});s.on('error',()=>{});s.on('data',()=>{data++});s.on('close',()=>{if(++closed===2000)console.log(closed-data);else if(started<2000)go()})};for(let i=0;i<4;i++)go()`;
     const out = await within(new Promise<string>((res) => { let o = ''; const c = spawn(process.execPath, ['-e', flood]); c.stdout.on('data', (b) => { o += b; }); c.on('exit', () => res(o.trim())); }), 30_000, 'flood');
     assert.equal(out, '2000', 'every attempt closed at accept, without an answer');
     const selfMs = (process.cpuUsage(self0).user + process.cpuUsage(self0).system) / 1000;
-    const doorMs = (cpu(door) - door0) * 10; // clock ticks of 10 ms
+    const doorMs = (cpuSeconds(door) - door0) * 1000;
     // the door did the accepting (~50–120 µs each); this process (the coordinator) saw none of it and
     // spent 20–30 ms on its own timers and the spawn (measured for 2,000: door 460–530 ms, this process 20–30 ms)
     assert.ok(doorMs >= 50, `the door process accepted the flood (${doorMs} ms)`);
@@ -180,8 +159,8 @@ test('the door is its own process at nice 19: a flood from a penalised address i
     await within(idleClosed, 3000, 'the idle connection closed with the coordinator');
   } catch (e) { await fleet.close('test failed'); throw e; }
   const deadline = Date.now() + 5000;
-  while (doorProcesses().size > before.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  assert.deepEqual([...doorProcesses().keys()].filter((pid) => !before.has(pid)), [], 'the door processes exit with their coordinators');
+  while (doorProcesses('self').size > before.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual([...doorProcesses('self').keys()].filter((pid) => !before.has(pid)), [], 'the door processes exit with their coordinators');
 });
 
 test('the decoder accepts only what frames need: pointer bombs, records, Set/Map/RegExp/Error/BigInt, deep nesting and foreign keys are refused quickly, without quoting the peer', () => {
