@@ -56,18 +56,15 @@ export class DoorPolicy {
   private readonly pendingFrom = new Map<string, number>();
   /** address → penalised until (ms) */
   private readonly penalties = new Map<string, number>();
-  /** connections closed at accept (penalised or over a cap) */
-  turnedAway = 0;
 
   constructor(private readonly limits: DoorLimits) {}
 
   /** A new connection from `from`: true when it may present its upgrade (it then counts as pending until released). */
   admit(from: string, now = Date.now()): boolean {
-    if (this.penalisedFor(from, now) > 0) { this.turnedAway++; return false; }
+    if (this.penalisedFor(from, now) > 0) return false;
     const mine = this.pendingFrom.get(from) ?? 0;
     if (this.pending >= this.limits.maxPending || mine >= this.limits.maxPendingPerAddress) {
       if (mine >= this.limits.maxPendingPerAddress) this.penalise(from, now);
-      this.turnedAway++;
       return false;
     }
     this.pending++;
