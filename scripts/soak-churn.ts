@@ -98,8 +98,8 @@ process.on('SIGTERM', () => { stop = true; });
 
 /**
  * The worker processes' launcher: a small process of its own that starts (at nice WORKER_NICE) and
- * kills the `vilm worker` processes on request. Spawning from the coordinator's own process would
- * fork a 1.3 GB process on its main thread — 70–320 ms of blocked event loop per start, measured
+ * kills the `vilm worker` processes on request. Spawning from the coordinator's own process (1.3 GB
+ * RSS) blocked its main thread 70–320 ms per start, measured
  * with a profile of the soak — a cost of this harness, not of the coordinator (real workers start
  * on other machines). Messages: → { t: 'start', id, argv } | { t: 'kill', id }; ← { t: 'exit', id }.
  */
