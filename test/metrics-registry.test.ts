@@ -1,6 +1,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { createMetrics, stepParts, BoundedLabels, OTHER_WORKER, STEP_PARTS, ETA_WINDOW } from '../src/metrics/index.ts';
+import { spawn } from 'node:child_process';
 import { startMetricsServer } from '../src/metrics/server.ts';
 import { combineObservers, type StepEvent, type TrainerObserver } from '../src/events/index.ts';
 
@@ -196,11 +197,10 @@ test('per-worker labels are capped: ids past the cap fold into "other"', async (
   assert.throws(() => new BoundedLabels(0));
 });
 
-test('metrics server: /metrics, /healthz, /readyz (follows ready()), 404, 405; busy port is a one-line UserError', async () => {
+test('metrics server: /metrics, /healthz, /readyz (follows setReady), 404, 405; busy port is a one-line UserError', async () => {
   const m = createMetrics({ processMetrics: false });
   m.observer.onStep!(step(1));
-  let isReady = false;
-  const srv = await startMetricsServer({ port: 0, host: '127.0.0.1', registry: m.registry, ready: () => isReady });
+  const srv = await startMetricsServer({ port: 0, host: '127.0.0.1', registry: m.registry, ready: false });
   try {
     const base = `http://127.0.0.1:${srv.port}`;
     const metrics = await fetch(`${base}/metrics`);
@@ -210,7 +210,7 @@ test('metrics server: /metrics, /healthz, /readyz (follows ready()), 404, 405; b
     const health = await fetch(`${base}/healthz`);
     assert.equal(health.status, 200);
     assert.equal((await fetch(`${base}/readyz`)).status, 503);
-    isReady = true;
+    srv.setReady(true);
     assert.equal((await fetch(`${base}/readyz`)).status, 200);
     assert.equal((await fetch(`${base}/nope`)).status, 404);
     assert.equal((await fetch(`${base}/metrics`, { method: 'POST' })).status, 405);
@@ -223,6 +223,53 @@ test('metrics server: /metrics, /healthz, /readyz (follows ready()), 404, 405; b
     await srv.close();
   }
   await assert.rejects(fetch(`http://127.0.0.1:${srv.port}/healthz`));
+});
+
+/** Polls URL every 20 ms in a child process; on stdin's end prints [[received at (ms since epoch), status, body], …]. */
+const POLLER = `
+const seen = []; let stop = false;
+process.stdin.on('data', () => {}); process.stdin.on('end', () => { stop = true; });
+(async () => {
+  while (!stop) {
+    try { const r = await fetch(process.argv[1], { signal: AbortSignal.timeout(5000) }); seen.push([Date.now(), r.status, await r.text()]); } catch { seen.push([Date.now(), 0, '']); }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  process.stdout.write(JSON.stringify(seen));
+})();`;
+
+test('metrics server: /healthz is answered while the main thread is blocked, and turns 503 once the block outlasts the stall limit', { timeout: 60_000 }, async () => {
+  const m = createMetrics({ processMetrics: false });
+  const srv = await startMetricsServer({ port: 0, host: '127.0.0.1', registry: m.registry, stallLimitMs: 600 });
+  const child = spawn(process.execPath, ['-e', POLLER, `http://127.0.0.1:${srv.port}/healthz`], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
+  const exited = new Promise((r) => child.once('exit', r));
+  try {
+    // wait (≤ 20 s) for the poller's first answer, then block this thread for 2 s
+    for (const end = Date.now() + 20_000; !child.exitCode && Date.now() < end;) {
+      await new Promise((r) => setTimeout(r, 50));
+      if (await fetch(`http://127.0.0.1:${srv.port}/healthz`).then((r) => r.ok, () => false)) break;
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    const blockedFrom = Date.now();
+    while (Date.now() - blockedFrom < 2_000) { /* the main thread does nothing else */ }
+    const blockedTo = Date.now();
+    await new Promise((r) => setTimeout(r, 300));
+    child.stdin!.end();
+    await Promise.race([exited, new Promise((_, rej) => setTimeout(() => rej(new Error('poller did not exit')), 10_000))]);
+    const seen = JSON.parse(out) as [number, number, string][];
+    const during = seen.filter(([t]) => t > blockedFrom + 50 && t < blockedTo - 50);
+    // answered during the block (a server on the main thread could not answer before it ended),
+    // first "ok", then 503 naming the block once it passed the 600 ms limit
+    assert.ok(during.some(([t, st]) => st === 200 && t < blockedFrom + 500), JSON.stringify(during.slice(0, 5)));
+    const late = during.filter(([t]) => t > blockedFrom + 800);
+    assert.ok(late.length > 0 && late.every(([, st, body]) => st === 503 && /^main event loop blocked for \d+\.\d s\n$/.test(body)), JSON.stringify(late.slice(0, 5)));
+    // live again after it
+    assert.equal((await fetch(`http://127.0.0.1:${srv.port}/healthz`)).status, 200);
+  } finally {
+    child.kill();
+    await srv.close();
+  }
 });
 
 test('combineObservers fans each event out to every observer that handles it', () => {

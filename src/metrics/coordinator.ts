@@ -38,9 +38,10 @@ export type LingerOutcome = 'scraped' | 'timeout' | 'aborted' | 'no-scraper' | '
 
 export async function serveCoordinatorMetrics(opts: { port: number; host?: string; backend?: string; maxWorkerLabels?: number }): Promise<CoordinatorMetrics> {
   const metrics = createMetrics({ backend: opts.backend, maxWorkerLabels: opts.maxWorkerLabels });
+  const server = await startMetricsServer({ port: opts.port, host: opts.host, registry: metrics.registry, ready: false });
   let ready = false;
-  const server = await startMetricsServer({ port: opts.port, host: opts.host, registry: metrics.registry, ready: () => ready });
-  const observer = combineObservers(metrics.observer, { onStep: () => { ready = true; } });
+  const markReady = () => { if (!ready) { ready = true; server.setReady(true); } };
+  const observer = combineObservers(metrics.observer, { onStep: markReady });
   const linger = async (seconds: number, signal?: AbortSignal): Promise<LingerOutcome> => {
     if (!(seconds > 0)) return 'off';
     if (server.scrapes === 0) return 'no-scraper';
@@ -60,7 +61,7 @@ export async function serveCoordinatorMetrics(opts: { port: number; host?: strin
     }
   };
   return {
-    metrics, observer, port: server.port, markReady: () => { ready = true; },
+    metrics, observer, port: server.port, markReady,
     get scrapes() { return server.scrapes; },
     linger, close: () => server.close(),
   };
