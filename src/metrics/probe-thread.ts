@@ -11,6 +11,9 @@
  *   /healthz  200 while the main thread's event loop turned within the stall limit (it stores the
  *             time every MAIN_BEAT_MS), 503 "main event loop blocked for N s" after that — a loop
  *             that really stopped still fails a liveness probe; a pause of a few hundred ms does not.
+ *             The time is the monotonic clock (process.hrtime), the same in every thread: a wall
+ *             clock stepped forward (NTP, a virtual machine restored from a snapshot — seen in the
+ *             soak, 15 s) would otherwise look like a stalled loop.
  *   /readyz   200 while the main thread has said it is ready (stored when it changes) and is live.
  *   /metrics  asked of the main thread (prom-client's registry lives there) over the thread's
  *             message port; answered when it replies.
@@ -27,7 +30,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 export interface ProbeThreadData {
   port: number;
   host: string;
-  /** BigInt64Array [0]: the main loop's last turn (Date.now(), ms); [1]: 1 when ready */
+  /** BigInt64Array [0]: the main loop's last turn (process.hrtime.bigint(), ns); [1]: 1 when ready */
   state: SharedArrayBuffer;
   stallLimitMs: number;
 }
@@ -56,7 +59,7 @@ const server = http.createServer((req, res) => {
   }
   const head = req.method === 'HEAD';
   const text = (status: number, body: string) => { res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' }).end(head ? undefined : body); };
-  const blockedMs = Date.now() - Number(Atomics.load(state, 0));
+  const blockedMs = Number(process.hrtime.bigint() - Atomics.load(state, 0)) / 1e6;
   const live = blockedMs <= data.stallLimitMs;
   switch (url.pathname) {
     case '/metrics': {

@@ -54,10 +54,10 @@ export class MetricsListenError extends UserError {
  */
 export function startMetricsServer(opts: MetricsServerOptions): Promise<MetricsServer> {
   const host = opts.host ?? '0.0.0.0';
-  // [0] the main loop's last turn (ms since the epoch), [1] ready (1) or not (0)
+  // [0] the main loop's last turn (monotonic clock, ns), [1] ready (1) or not (0)
   const stateSab = new SharedArrayBuffer(16);
   const state = new BigInt64Array(stateSab);
-  const beat = () => { Atomics.store(state, 0, BigInt(Date.now())); };
+  const beat = () => { Atomics.store(state, 0, process.hrtime.bigint()); };
   const setReady = (ready: boolean) => { Atomics.store(state, 1, ready ? 1n : 0n); };
   beat();
   setReady(opts.ready ?? true);
