@@ -15,12 +15,12 @@
  *    worst and 99th-percentile answer times, and the coordinator's event-loop delay (the loop that
  *    reads the heartbeats), against 100 ms. Checked while training (first step to the stop); the
  *    start (module loading, backend, replicas) is reported apart. The worker processes run at
- *    nice +5: they stand for other machines (see startWorker).
+ *    `--worker-nice` (19): they stand for other machines (see startWorker).
  *
- *   npx tsx scripts/soak-churn.ts [--threads 16] [--ws 16] [--minutes 5] [--rss-after 60] [--kill-every 6] [--json PATH]
+ *   npx tsx scripts/soak-churn.ts [--threads 16] [--ws 16] [--minutes 5] [--rss-after 60] [--kill-every 6] [--worker-nice 19] [--json PATH]
  *   npx tsx scripts/soak-churn.ts --threads 2 --ws 2 --minutes 0.75 --rss-after 15 --kill-every 1.5   # the short version (a test runs it)
  *
- * `--kill-every S`: a kill every 0.5·S–1.5·S seconds at random. On 2 cores a replacement worker
+ * `--kill-every S`: a kill every 0.5·S–1.5·S seconds at random (0: none, the same run without churn). On 2 cores a replacement worker
  * takes seconds of CPU to start (Node, tfjs, wasm, its replica): with S ≈ 1 and 32 workers the
  * machine does little but restart workers (3 steps in 5 minutes, measured), so the default is 6.
  *
@@ -46,6 +46,9 @@ import { writeFileAtomic } from '../src/util/atomic.ts';
 import { setQuiet } from '../src/util/log.ts';
 import { Rng } from '../src/util/rng.ts';
 import { preparedData } from '../test/support/fixtures.ts';
+import { rssParts } from '../test/support/proc.ts';
+
+const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
 
 const { values: args } = parseArgs({
   options: {
@@ -55,6 +58,7 @@ const { values: args } = parseArgs({
     'rss-after': { type: 'string', default: '60' },
     'kill-every': { type: 'string', default: '6' },
     'rss-tolerance': { type: 'string', default: '0.10' },
+    'worker-nice': { type: 'string', default: '19' },
     'latency-limit-ms': { type: 'string', default: '100' },
     seed: { type: 'string', default: '1' },
     json: { type: 'string', default: 'bench-results/soak-churn.json' },
@@ -70,7 +74,18 @@ if (THREADS + WS < 2) throw new Error('--threads + --ws: at least 2 workers');
 if (RSS_AFTER_S >= MINUTES * 60) throw new Error('--rss-after must be inside the soak (--minutes)');
 
 const CLI = path.resolve('bin/vilm.js');
-const WORKER_NICE = 5;
+// The worker threads run the compiled lib/ when it is current, as `vilm coordinator` does (and the
+// worker processes, through bin/vilm.js). From the sources each thread loads tsx and transpiles its
+// modules: ~28 MB more RSS a thread, given back over the first two minutes (measured 2026-12-03, 16
+// threads and no kills: RSS 1,411 → 1,182 MiB from the sources, 978 → 979 MiB from lib/).
+const launcherModule = await import(new URL('../bin/launch.js', import.meta.url).href) as { compiledIsCurrent: () => boolean };
+const THREAD_CODE = launcherModule.compiledIsCurrent() ? 'lib' : 'src';
+if (THREAD_CODE === 'lib') {
+  process.env.VILM_THREAD_ENTRY ??= new URL('../lib/fleet/worker/thread-worker.js', import.meta.url).href;
+  process.env.VILM_EVAL_THREAD_ENTRY ??= new URL('../lib/train/eval-thread.js', import.meta.url).href;
+}
+const WORKER_NICE = Number(args['worker-nice']);
+if (!Number.isInteger(WORKER_NICE) || WORKER_NICE < 0 || WORKER_NICE > 19) throw new Error('--worker-nice: expected an integer 0..19');
 const root = mkdtempSync(path.join(tmpdir(), 'vilm-soak-'));
 const rng = new Rng(Number(args.seed));
 // a full garbage collection of the coordinator's heap before each memory reading, so RSS compares
@@ -112,7 +127,7 @@ process.on('disconnect',()=>{for(const p of procs.values())p.kill('SIGKILL');pro
 
 interface Soak { stoppedAt: number; sha: string; losses: number[]; rssAfter: number; rssEnd: number; rssFullFleet: boolean; heapAfter: number; heapEnd: number; kills: { thread: number; ws: number }; joins: number;
   healthz: { polls: number; failed: number; p50: number; p99: number; max: number; over: number; slowBeforeFirstStep: number[]; slowTraining: number[]; slowAfterStop: number[] };
-  loopDelayMaxMs: number; loopDelayP99Ms: number }
+  loopDelayMaxMs: number; loopDelayP99Ms: number; rssSeriesMiB: [number, number, number, number][] }
 
 async function soak(config: ReturnType<typeof loadConfig>, data: string): Promise<Soak> {
   const metrics = await serveCoordinatorMetrics({ port: 0, host: '127.0.0.1' });
@@ -130,10 +145,14 @@ async function soak(config: ReturnType<typeof loadConfig>, data: string): Promis
   let joins = 0, rssAfter = 0, rssEnd = 0, port = 0, fleetRef: Coordinator | undefined;
   let rssAfterFull = false, rssEndFull = false, heapAfter = 0, heapEnd = 0;
   let firstStepAt = Infinity, stopAt = Infinity;
+  const rssSeries: [number, number, number, number][] = [];
+  let rssTimer: NodeJS.Timeout | undefined;
   const startWorker = () => {
-    // the worker processes stand for other machines: on this one they run a little behind the
-    // coordinator (nice +5), so a booting worker (seconds of CPU) does not take the core its
-    // event loop needs — what is measured is the coordinator's own work, not the harness's
+    // the worker processes stand for other machines: on this one they run behind the coordinator
+    // (nice 19 by default), so they get the CPU it leaves and what is measured is the coordinator's
+    // own work, not the harness's. At nice 5 (measured, 2026-12-02, with /proc's schedstat): the 16
+    // processes woke together to decode each step's weights, outweighed the coordinator's main
+    // thread ~5:1, and it spent 61 s of the 5 minutes runnable but waiting for a core (24 s running)
     const id = joins++;
     procs.add(id);
     launcher.send({ t: 'start', id, argv: [CLI, 'worker', '--connect', `ws://127.0.0.1:${port}`, '--retry', '30', '--name', `soak-${id}`] });
@@ -151,6 +170,12 @@ async function soak(config: ReturnType<typeof loadConfig>, data: string): Promis
         port = fleet.remote?.port ?? 0;
         for (let i = 0; i < WS; i++) startWorker();
         loopDelay.enable();
+        // RSS every 2 s (no GC: a cheap reading), to show the trend between the two marks:
+        // [seconds, RSS, its anonymous part, its file-backed part] in MiB
+        rssTimer = setInterval(() => {
+          const p = rssParts('self');
+          rssSeries.push([Math.round((Date.now() - t0) / 1000), mib(process.memoryUsage.rss()), mib(p.anon), mib(p.file)]);
+        }, 2000);
         // the chaos: a kill every 0.5–1.5 × KILL_EVERY_S s, a thread or a worker process (replaced 1–3 s
         // later); paused from 20 s before each RSS mark until the whole fleet is up again
         const fleetFull = () => (fleetRef?.threadPool?.readyThreads ?? 0) >= THREADS && procs.size >= WS && (fleetRef?.workerCount ?? 0) >= THREADS + WS;
@@ -172,6 +197,7 @@ async function soak(config: ReturnType<typeof loadConfig>, data: string): Promis
             chaos = setTimeout(tick, 250);
             return;
           }
+          if (elapsed < nextKillAt) { chaos = setTimeout(tick, 250); return; }
           const killThread = WS === 0 || (THREADS > 0 && rng.next() < 0.5);
           if (killThread) {
             if (fleetRef?.threadPool?.killOne(Math.floor(rng.next() * 1024))) kills.thread++;
@@ -181,14 +207,18 @@ async function soak(config: ReturnType<typeof loadConfig>, data: string): Promis
             kills.ws++;
             setTimeout(() => { if (!stop.requested) startWorker(); }, 1000 + rng.next() * 2000).unref();
           }
-          chaos = setTimeout(tick, KILL_EVERY_S * 1000 * (0.5 + rng.next()));
+          nextKillAt = elapsed + KILL_EVERY_S * (0.5 + rng.next());
+          chaos = setTimeout(tick, 250);
         };
-        chaos = setTimeout(tick, 2000);
+        // the first kill 2 s in; with --kill-every 0 none (the same run without churn, for comparison)
+        let nextKillAt = KILL_EVERY_S > 0 ? 2 : Infinity;
+        chaos = setTimeout(tick, 250);
       },
     },
   });
   const r = await Promise.race([run, deadline((MINUTES * 60 + 600) * 1000, 'soak run')]);
   clearTimeout(chaos);
+  clearInterval(rssTimer);
   loopDelay.disable();
   // the launcher kills the worker processes it started when its channel closes
   launcher.disconnect();
@@ -204,7 +234,7 @@ async function soak(config: ReturnType<typeof loadConfig>, data: string): Promis
     stoppedAt: r.step, sha: r.weightsSha256, losses, rssAfter, rssEnd, rssFullFleet: rssAfterFull && rssEndFull, heapAfter, heapEnd, kills, joins,
     healthz: { polls: lat.length, failed, p50: q(0.5), p99: q(0.99), max: sorted[sorted.length - 1] ?? NaN, over: lat.filter((x) => x > LIMIT_MS).length,
       slowBeforeFirstStep: phase(0, firstStepAt), slowTraining: phase(firstStepAt, stopAt), slowAfterStop: phase(stopAt, Infinity) },
-    loopDelayMaxMs: loopDelay.max / 1e6, loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
+    loopDelayMaxMs: loopDelay.max / 1e6, loopDelayP99Ms: loopDelay.percentile(99) / 1e6, rssSeriesMiB: rssSeries,
   };
 }
 
@@ -227,20 +257,22 @@ async function main(): Promise<void> {
   const checks = {
     sameBytes: ref.weightsSha256 === s.sha,
     trained: s.sha !== initial && s.losses.length >= 20 && mean(tail) < mean(head),
-    churned: s.kills.thread + s.kills.ws >= Math.min(10, (MINUTES * 60 - 40) / KILL_EVERY_S / 2),
+    // (--kill-every 0: the same run without churn, a baseline — no kills expected)
+    churned: KILL_EVERY_S === 0 ? s.kills.thread + s.kills.ws === 0 : s.kills.thread + s.kills.ws >= Math.min(10, (MINUTES * 60 - 40) / KILL_EVERY_S / 2),
     rss: Math.abs(rssChange) <= RSS_TOL,
     // while training (first step to the stop); the start (backend, replicas, data) is reported apart
     healthz: s.healthz.failed === 0 && s.healthz.slowTraining.length === 0,
   };
   const out = {
-    script: 'soak-churn', date: new Date().toISOString(), threads: THREADS, ws: WS, minutes: MINUTES, cpus: (await import('node:os')).cpus().length,
+    script: 'soak-churn', date: new Date().toISOString(), threads: THREADS, threadCode: THREAD_CODE, ws: WS, minutes: MINUTES, cpus: (await import('node:os')).cpus().length,
     steps: s.stoppedAt, kills: s.kills, wsJoins: s.joins, weightsSha256: s.sha, faultFreeSha256: ref.weightsSha256,
     lossFirst10: mean(head), lossLast10: mean(tail),
     rssAfterMiB: s.rssAfter / 2 ** 20, rssEndMiB: s.rssEnd / 2 ** 20, rssChange, rssTolerance: RSS_TOL, rssFullFleet: s.rssFullFleet, heapAfterMiB: s.heapAfter / 2 ** 20, heapEndMiB: s.heapEnd / 2 ** 20, killEverySeconds: KILL_EVERY_S,
-    healthzMs: s.healthz, eventLoopDelayMs: { max: s.loopDelayMaxMs, p99: s.loopDelayP99Ms }, latencyLimitMs: LIMIT_MS, checks,
+    rssSeriesMiB: s.rssSeriesMiB, healthzMs: s.healthz, eventLoopDelayMs: { max: s.loopDelayMaxMs, p99: s.loopDelayP99Ms }, latencyLimitMs: LIMIT_MS, checks,
   };
   const f = (x: number, d = 1) => x.toFixed(d);
-  console.log(`churn soak: ${THREADS} threads + ${WS} WebSocket processes, ${MINUTES} min on ${out.cpus} CPUs, a kill every ~${KILL_EVERY_S} s`);
+  console.log(`churn soak: ${THREADS} threads + ${WS} WebSocket processes, ${MINUTES} min on ${out.cpus} CPUs, ${KILL_EVERY_S > 0 ? `a kill every ~${KILL_EVERY_S} s` : 'no kills (--kill-every 0)'}`);
+  if (THREAD_CODE === 'src') console.log('note: lib/ is not current (npm run build): the threads ran from the sources through tsx, ~28 MB more RSS each at the start');
   console.log(`| figure | value | check |\n| --- | ---: | --- |`);
   console.log(`| steps (stopped at) | ${s.stoppedAt} | |`);
   console.log(`| kills: threads / processes (joins) | ${s.kills.thread} / ${s.kills.ws} (${s.joins}) | ${checks.churned ? 'ok' : 'FAIL'} |`);

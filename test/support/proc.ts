@@ -1,6 +1,6 @@
 /**
- * Linux /proc readers shared by the door test (test/fleet-hostile.test.ts) and the hostile-peers
- * benchmark (scripts/bench-hostile.ts).
+ * Linux /proc readers shared by the door test (test/fleet-hostile.test.ts), the hostile-peers
+ * benchmark (scripts/bench-hostile.ts) and the churn soak (scripts/soak-churn.ts).
  */
 import { readFileSync, readdirSync } from 'node:fs';
 
@@ -27,4 +27,11 @@ export function doorProcesses(parent: number | 'self'): Map<number, number> {
     }
   }
   return found;
+}
+
+/** Resident memory of `pid` by kind, in bytes, from /proc/PID/status: anonymous (heaps, wasm memory), file-backed (code, mapped files), shared. */
+export function rssParts(pid: number | 'self'): { anon: number; file: number; shmem: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kB = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+  return { anon: kB('RssAnon'), file: kB('RssFile'), shmem: kB('RssShmem') };
 }
