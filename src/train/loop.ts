@@ -279,6 +279,12 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
     log.info('training', { from: startStep, to: train.steps, workers: fleet.workerCount, shards: train.micro_shards });
 
     const stopAt = Math.min(train.steps, o.stopAt ?? Infinity);
+    // The scoring threads start with the run, not at the first validation: the run's memory (a
+    // replica per scoring thread) is all there in its first minute, not first met mid-run by a
+    // container's memory limit, and scoring threads that cannot start fail the run before it trains.
+    // (Measured in the churn soak, 2026-12-03: opened at step 200, they added ~70 MiB after the
+    // first minute.)
+    if (step < stopAt) await openScorer();
     let gaveUp = false;
     while (step < stopAt && !o.stopSignal?.requested) {
       const tStep = performance.now();
