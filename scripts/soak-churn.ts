@@ -173,7 +173,8 @@ async function soak(config: ReturnType<typeof loadConfig>, data: string): Promis
         // RSS every 2 s (no GC: a cheap reading), to show the trend between the two marks:
         // [seconds, RSS, its anonymous part, its file-backed part] in MiB
         rssTimer = setInterval(() => {
-          const p = rssParts('self');
+          let p = { anon: NaN, file: NaN };
+          try { p = rssParts('self'); } catch { /* no /proc (not Linux): RSS alone */ }
           rssSeries.push([Math.round((Date.now() - t0) / 1000), mib(process.memoryUsage.rss()), mib(p.anon), mib(p.file)]);
         }, 2000);
         // the chaos: a kill every 0.5–1.5 × KILL_EVERY_S s, a thread or a worker process (replaced 1–3 s
