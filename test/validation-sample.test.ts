@@ -2,7 +2,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { PreparedSplit } from '../src/data/dataset.ts';
 import { sampleSequences } from '../src/data/sampler.ts';
-import { ratioEstimate } from '../src/train/validation.ts';
+import { ratioEstimate, splitTokensPerByte } from '../src/train/validation.ts';
 import { Rng } from '../src/util/rng.ts';
 
 /** A split of `n` sequences per bucket; row i of bucket L starts with token (L + i) so rows are identifiable. */
@@ -73,4 +73,19 @@ test('ratioEstimate: the ratio of sums, and a standard error that matches the sp
   assert.ok(seMean > 0);
   assert.ok(Math.abs(sd / seMean - 1) < 0.25, `empirical sd ${sd} vs mean SE ${seMean}`);
   assert.ok(Math.abs(mean - whole.ratio) < 3 * sd / Math.sqrt(reps) + 1e-3, 'unbiased to first order');
+});
+
+test('splitTokensPerByte: exact, and the event loop turns while a large split is decoded (a coordinator reads heartbeats meanwhile)', async () => {
+  const s = split({ 50: 700, 100: 500 });
+  // 1 byte per token that is not padding: rows hold 2 tokens (<bos>, one more), 1 predicted token
+  const bytesOf = (row: Uint16Array) => { let n = row.length; while (n > 0 && row[n - 1] === 0) n--; return n; };
+  let turns = 0;
+  let stop = false;
+  const spin = () => { if (!stop) { turns++; setImmediate(spin); } };
+  setImmediate(spin);
+  const ratio = await splitTokensPerByte(s, bytesOf);
+  stop = true;
+  assert.equal(ratio, (1200 * 1) / (1200 * 2));
+  // 1,200 sequences decoded in slices of 256: the loop turned between them
+  assert.ok(turns >= 3, `the event loop turned ${turns} times while 1,200 sequences were decoded`);
 });

@@ -233,7 +233,7 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
   const valSplit = ds.split('validation');
   const valSample = sampleSequences(valSplit, train.eval_sequences, train.seed ^ VALIDATION_SEED);
   const bytesOf = byteCounter(tokenizerJson);
-  const valTokensPerByte = bytesOf && valSplit.sequences > 0 ? splitTokensPerByte(valSplit, bytesOf) : undefined;
+  const valTokensPerByte = bytesOf && valSplit.sequences > 0 ? await splitTokensPerByte(valSplit, bytesOf) : undefined;
   // Validation and test scoring (forward only, one pass per sequence, summed in a fixed order: the
   // same figure whatever the thread count; src/train/parallel-eval.ts) run on a pool of threads that
   // lives as long as the run — as many as the fleet's local threads, at least one, at most one per
@@ -359,7 +359,7 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
     const wholeTest = o.testSequences === undefined || o.testSequences <= 0;
     const valWhole = wholeTest && valSample.length < valSplit.sequences ? await validate(true) : null;
     const testSplit = ds.split('test');
-    const testTokensPerByte = !wholeTest && bytesOf && testSplit.sequences > 0 ? splitTokensPerByte(testSplit, bytesOf) : undefined;
+    const testTokensPerByte = !wholeTest && bytesOf && testSplit.sequences > 0 ? await splitTokensPerByte(testSplit, bytesOf) : undefined;
     const testRefs = sampleSequences(testSplit, o.testSequences ?? 0, train.seed ^ TEST_SEED);
     const t = await scoreSequencesWith(await openScorer(), testSplit, testRefs, bytesOf, testTokensPerByte);
     const testLoss = t.tokens > 0 ? t.loss : NaN;
