@@ -76,8 +76,8 @@ if (RSS_AFTER_S >= MINUTES * 60) throw new Error('--rss-after must be inside the
 const CLI = path.resolve('bin/vilm.js');
 // The worker threads run the compiled lib/ when it is current, as `vilm coordinator` does (and the
 // worker processes, through bin/vilm.js). From the sources each thread loads tsx and transpiles its
-// modules: ~28 MB more RSS a thread, given back over the first two minutes (measured 2026-12-03, 16
-// threads and no kills: RSS 1,411 → 1,182 MiB from the sources, 978 → 979 MiB from lib/).
+// modules: ~27 MiB more RSS a thread at 60 s, about half of it given back by 100 s (measured
+// 2026-12-03, 16 threads and no kills: RSS 1,411 → 1,182 MiB from the sources, 978 → 979 MiB from lib/).
 const launcherModule = await import(new URL('../bin/launch.js', import.meta.url).href) as { compiledIsCurrent: () => boolean };
 const THREAD_CODE = launcherModule.compiledIsCurrent() ? 'lib' : 'src';
 if (THREAD_CODE === 'lib') {
@@ -273,7 +273,7 @@ async function main(): Promise<void> {
   };
   const f = (x: number, d = 1) => x.toFixed(d);
   console.log(`churn soak: ${THREADS} threads + ${WS} WebSocket processes, ${MINUTES} min on ${out.cpus} CPUs, ${KILL_EVERY_S > 0 ? `a kill every ~${KILL_EVERY_S} s` : 'no kills (--kill-every 0)'}`);
-  if (THREAD_CODE === 'src') console.log('note: lib/ is not current (npm run build): the threads ran from the sources through tsx, ~28 MB more RSS each at the start');
+  if (THREAD_CODE === 'src') console.log('note: lib/ is not current (npm run build): the threads ran from the sources through tsx, ~27 MiB more RSS each at the start, about half of it given back later');
   console.log(`| figure | value | check |\n| --- | ---: | --- |`);
   console.log(`| steps (stopped at) | ${s.stoppedAt} | |`);
   console.log(`| kills: threads / processes (joins) | ${s.kills.thread} / ${s.kills.ws} (${s.joins}) | ${checks.churned ? 'ok' : 'FAIL'} |`);
