@@ -201,24 +201,6 @@ const unpackKernel: KernelFunc = ({ inputs, backend, attrs }) => {
 
 export const SOFTMAX_CE = 'VilmSoftmaxCrossEntropy';
 
-/**
- * dst[j, i] = src[i, j] for src [n, V], in blocks so reads and writes both stay within a few cache
- * lines and pages. Monomorphic Float32Array arguments keep V8's element access fast.
- */
-function transposeInto(src: Float32Array, n: number, V: number, dst: Float32Array): void {
-  const BI = 8, BJ = 128; // best of a few block shapes measured here (≈75 ms for [2048, 10000])
-  for (let i0 = 0; i0 < n; i0 += BI) {
-    const i1 = Math.min(n, i0 + BI);
-    for (let j0 = 0; j0 < V; j0 += BJ) {
-      const j1 = Math.min(V, j0 + BJ);
-      for (let j = j0; j < j1; j++) {
-        const o = j * n;
-        for (let i = i0; i < i1; i++) dst[o + i] = src[i * V + j];
-      }
-    }
-  }
-}
-
 /** Exact −log softmax(row)[label] from the logits, for a row whose softmax underflowed to 0. */
 function exactNll(logits: Typed, off: number, V: number, label: number): number {
   let m = -Infinity;
@@ -229,9 +211,8 @@ function exactNll(logits: Typed, off: number, V: number, label: number): number 
 }
 
 function softmaxCEKernel(stockSoftmax: KernelFunc | undefined): KernelFunc {
-  return ({ inputs, backend, attrs }) => {
+  return ({ inputs, backend }) => {
     const logits = inputs.logits as TensorInfo, labels = inputs.labels as TensorInfo, mask = inputs.mask as TensorInfo;
-    const withTranspose = Boolean((attrs as { transposed?: boolean }).transposed);
     const [n, V] = logits.shape;
     // Softmax: XNNPACK's vectorised kernel on wasm (~4× faster than Exp alone); plain JS on cpu.
     let grad: TensorInfo;
@@ -251,7 +232,6 @@ function softmaxCEKernel(stockSoftmax: KernelFunc | undefined): KernelFunc {
       }
     }
     const loss = alloc(backend, [n], 'float32');
-    const gradT = withTranspose ? alloc(backend, [V, n], 'float32') : undefined;
     const p = view(backend, grad), l = view(backend, loss), lab = view(backend, labels), w = view(backend, mask);
     for (let i = 0; i < n; i++) {
       const off = i * V, wi = w[i];
@@ -263,38 +243,32 @@ function softmaxCEKernel(stockSoftmax: KernelFunc | undefined): KernelFunc {
       p[off + k] = pk - 1;
       if (wi !== 1) for (let j = off; j < off + V; j++) p[j] *= wi;
     }
-    if (!gradT) return [loss, grad];
-    // gradᵀ [V, n]. Used for the head's weight gradient gradᵀ·h: with grad as the right operand
-    // (hᵀ·grad), XNNPACK streams the whole [n, V] matrix once per 4 output rows (memory-bound,
-    // slower than gradᵀ·h plus this copy).
-    transposeInto(p as Float32Array, n, V, view(backend, gradT) as Float32Array);
-    return [loss, grad, gradT];
+    return [loss, grad];
   };
 }
 
 /**
  * Fused softmax cross-entropy, forward and gradient in one kernel (no autodiff involved).
  * logits [n, V] float32, labels [n] int32, mask [n] float32 (0 masks a row).
- * Returns loss [n] (masked −log p) and grad [n, V] = d(Σ loss)/d logits = (p − onehot)·mask,
- * and with `transposed` also gradT [V, n] (the same values transposed).
+ * Returns loss [n] (masked −log p) and grad [n, V] = d(Σ loss)/d logits = (p − onehot)·mask.
  */
-export function softmaxCrossEntropyWithGrad(logits: tf.Tensor2D, labels: tf.Tensor1D, mask: tf.Tensor1D, transposed = false): { loss: tf.Tensor1D; grad: tf.Tensor2D; gradT?: tf.Tensor2D } {
-  if (!tf.getKernel(SOFTMAX_CE, tf.getBackend())) return softmaxCrossEntropyComposite(logits, labels, mask, transposed);
-  const [loss, grad, gradT] = tf.engine().runKernel(SOFTMAX_CE, { logits, labels, mask }, { transposed }) as unknown as tf.Tensor[];
-  return { loss: loss as tf.Tensor1D, grad: grad as tf.Tensor2D, gradT: gradT as tf.Tensor2D | undefined };
+export function softmaxCrossEntropyWithGrad(logits: tf.Tensor2D, labels: tf.Tensor1D, mask: tf.Tensor1D): { loss: tf.Tensor1D; grad: tf.Tensor2D } {
+  if (!tf.getKernel(SOFTMAX_CE, tf.getBackend())) return softmaxCrossEntropyComposite(logits, labels, mask);
+  const [loss, grad] = tf.engine().runKernel(SOFTMAX_CE, { logits, labels, mask }) as unknown as tf.Tensor[];
+  return { loss: loss as tf.Tensor1D, grad: grad as tf.Tensor2D };
 }
 
 /**
  * The same result from stock ops, for backends where the JS kernel cannot reach tensor memory
  * (tfjs-node keeps tensors inside libtensorflow, whose kernels are fast anyway).
  */
-export function softmaxCrossEntropyComposite(logits: tf.Tensor2D, labels: tf.Tensor1D, mask: tf.Tensor1D, transposed = false): { loss: tf.Tensor1D; grad: tf.Tensor2D; gradT?: tf.Tensor2D } {
+export function softmaxCrossEntropyComposite(logits: tf.Tensor2D, labels: tf.Tensor1D, mask: tf.Tensor1D): { loss: tf.Tensor1D; grad: tf.Tensor2D } {
   return tf.tidy(() => {
     const logp = tf.logSoftmax(logits);                                            // [n, V]
     const onehot = tf.cast(tf.oneHot(labels, logits.shape[1]), 'float32');         // [n, V]
     const loss = tf.mul(tf.neg(tf.sum(tf.mul(logp, onehot), 1)), mask) as tf.Tensor1D;
     const grad = tf.mul(tf.sub(tf.exp(logp), onehot), tf.expandDims(mask, 1)) as tf.Tensor2D;
-    return transposed ? { loss, grad, gradT: tf.transpose(grad) as tf.Tensor2D } : { loss, grad };
+    return { loss, grad };
   });
 }
 

@@ -3,9 +3,11 @@
  * loss = Σ over non-pad targets of cross-entropy(softmax(logits), label).
  *
  * Forward and backward are fused: the softmax-cross-entropy kernel (src/backend/kernels.ts) returns
- * the loss and its gradient g = softmax − onehot [n, V] at once, and also gᵀ [V, n], so the head's
- * weight gradient is gᵀ·h (compute-bound) rather than hᵀ·g (memory-bound in XNNPACK: the [n, V]
- * right operand is re-streamed per 4 output rows). It is accumulated as dWoutᵀ [V, d] and
+ * the loss and its gradient g = softmax − onehot [n, V] at once. The head's weight gradient is
+ * gᵀ·h (compute-bound) rather than hᵀ·g (memory-bound in XNNPACK: the [n, V] right operand is
+ * packed afresh and re-streamed per 4 output rows; measured 15 against 7 ms a 128-row chunk), with
+ * gᵀ [V, n] from the backend's Transpose (XNNPACK: ~4.5 ms a 128-row chunk in a training step,
+ * where a JS copy inside the kernel took ~7 ms). It is accumulated as dWoutᵀ [V, d] and
  * transposed into the flat gradient at write-back (addHeadGrad).
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -46,14 +48,15 @@ export function headLoss(P: Pass, hf: T2, labels: Int32Array, mask: Float32Array
     const n = Math.min(HEAD_CHUNK, N - r0);
     const hc = n === N ? hf : tf.slice(hf, [r0, 0], [n, -1]);     // [n, d]
     const logits = tf.matMul(hc, Wout);                           // [n, V]
-    const { loss, grad: g, gradT: gT } = softmaxCrossEntropyWithGrad(logits as tf.Tensor2D,
-      tf.tensor1d(labels.subarray(r0, r0 + n), 'int32'), tf.tensor1d(mask.subarray(r0, r0 + n)), withGrad);
+    const { loss, grad: g } = softmaxCrossEntropyWithGrad(logits as tf.Tensor2D,
+      tf.tensor1d(labels.subarray(r0, r0 + n), 'int32'), tf.tensor1d(mask.subarray(r0, r0 + n)));
     logits.dispose();
     losses.push(tf.keep(loss));
     if (withGrad) {
       dhfParts.push(tf.matMul(g, P.W.getT('output.weight')));     // g·Woutᵀ  [n, d]
-      const dWT: T2 = tf.matMul(gT!, hc);                         // gᵀ·h     [V, d]
-      gT!.dispose();
+      const gT = tf.transpose(g);                                 // gᵀ       [V, n]
+      const dWT: T2 = tf.matMul(gT, hc);                          // gᵀ·h     [V, d]
+      gT.dispose();
       if (dWoutT) { const s: T2 = tf.add(dWoutT, dWT); dWoutT.dispose(); dWT.dispose(); dWoutT = s; } else dWoutT = dWT;
     }
     g.dispose();

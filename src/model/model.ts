@@ -23,9 +23,9 @@
  * (slow), batched attention matmuls (~1 GFLOP/s), a V-wide one-hot and a gather gradient the
  * backend lacks. Written out, every product is a plain 2-D matmul with an explicit transpose of
  * the small operand, attention runs as per-(row, head) 2-D matmuls (≈5× the batched kernel), and
- * the loss uses the fused softmax-cross-entropy kernel (src/backend/kernels.ts), which also hands
- * back gradᵀ [V, n] so the head's weight gradient is gradᵀ·h (compute-bound) rather than hᵀ·grad
- * (memory-bound in XNNPACK: the [n, V] right operand is re-streamed per 4 output rows).
+ * the loss uses the fused softmax-cross-entropy kernel (src/backend/kernels.ts); the head's weight
+ * gradient is gradᵀ·h (compute-bound) rather than hᵀ·grad (memory-bound in XNNPACK: the [n, V]
+ * right operand is re-streamed per 4 output rows), see ./head.ts.
  * Gradients are checked against finite differences of the float64 reference (./reference.ts).
  *
  * Threads: one model object per thread (piscina workers each call initBackend + createModel);
