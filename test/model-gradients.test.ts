@@ -199,6 +199,42 @@ test('deterministic: repeat calls give bitwise identical results, in the main th
   assert.deepEqual(Buffer.from(msg.grad!.buffer, msg.grad!.byteOffset, msg.grad!.byteLength), Buffer.from(a.grad.buffer));
 });
 
+test('computeGradientsEach: several batches in one pass, each result the bytes computeGradients gives it alone', async () => {
+  const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+  const check = (cfg: ModelConfig, batches: TokenBatch[], label: string) => {
+    const model = createModel(cfg);
+    const params = randomParams(cfg, 11, 0.05);
+    const each = model.computeGradientsEach(params, batches);
+    assert.equal(each.length, batches.length);
+    batches.forEach((b, i) => {
+      const alone = model.computeGradients(params, b);
+      assert.ok(alone.tokenCount > 0 && alone.grad.some((v) => v !== 0), `${label} batch ${i}: a real gradient`);
+      assert.equal(each[i].lossSum, alone.lossSum, `${label} batch ${i} loss`);
+      assert.equal(each[i].tokenCount, alone.tokenCount, `${label} batch ${i} tokens`);
+      assert.ok(bytes(each[i].grad).equals(bytes(alone.grad)), `${label} batch ${i}: gradient bytes differ`);
+      assert.deepEqual(each[i].embedding.rows, alone.embedding.rows);
+      assert.ok(bytes(each[i].embedding.values).equals(bytes(alone.embedding.values)), `${label} batch ${i}: embedding bytes differ`);
+    });
+    // the batches are different: results that all matched one another would prove nothing
+    assert.ok(!bytes(each[0].grad).equals(bytes(each[1].grad)));
+    model.dispose();
+  };
+  for (const backend of ['wasm', 'cpu'] as const) {
+    await initBackend(backend);
+    for (const [name, over] of VARIANTS) {
+      const cfg = { ...TINY, ...over };
+      // 1-, 2- and 3-row batches of one length share passes; a length change starts a new pass
+      check(cfg, [randomBatch(cfg, 1, 9, 1), randomBatch(cfg, 2, 9, 2, 3), randomBatch(cfg, 3, 9, 3), randomBatch(cfg, 2, 5, 4), randomBatch(cfg, 1, 9, 5)], `${backend} ${name}`);
+    }
+  }
+  // the real model's shapes on wasm: leaves of 1–3 rows of the 250 bucket packed into 2,048-position
+  // passes (bigger matmuls than each alone), and a batch over PASS_TOKENS that is cut in passes itself
+  await initBackend('wasm');
+  const seed = loadConfig('configs/tiny.yaml').model;
+  const rows = Math.ceil((PASS_TOKENS + 1) / 250);
+  check(seed, [randomBatch(seed, 1, 251, 1), randomBatch(seed, 3, 251, 2, 40), randomBatch(seed, 2, 251, 3), randomBatch(seed, 2, 101, 4), randomBatch(seed, rows, 251, 5)], 'seed model');
+});
+
 test('bad input throws with a clear message', async () => {
   await initBackend('wasm');
   const cfg = loadConfig('configs/test.yaml').model;

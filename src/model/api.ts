@@ -12,6 +12,12 @@ export interface LanguageModel {
   readonly layout: Layout;
   /** Summed next-token cross-entropy and its gradient over the batch (pad targets masked). */
   computeGradients(params: Float32Array, batch: TokenBatch): GradResult;
+  /**
+   * computeGradients of each batch, every result the same bytes as computeGradients on that batch
+   * alone; a model may compute several batches in one pass (bigger matmuls). Optional: a model that
+   * lacks it is called through computeGradients (src/fleet/worker/compute.ts).
+   */
+  computeGradientsEach?(params: Float32Array, batches: readonly TokenBatch[]): GradResult[];
   /** Summed loss and token count, no gradient. */
   evaluate(params: Float32Array, batch: TokenBatch): LossResult;
   /**

@@ -34,34 +34,42 @@ export function headLogits(P: Pass, h: T2): T2 {
 
 /**
  * Loss (and, with `withGrad`, its backward) over the final hidden states hf [N, d], in row chunks
- * so at most [HEAD_CHUNK, V] logits are alive. `labels` [N] are target ids, `mask` [N] is 1 for
- * non-pad targets. Returns the per-chunk losses (kept: read them outside tidy and dispose), and
- * with `withGrad` dhf [N, d] and dWoutᵀ = Σ gᵀ·h [V, d] (summed over chunks in order).
+ * so at most [HEAD_CHUNK, V] logits are alive; chunks start afresh at every segment of the pass,
+ * so a segment's chunks are the ones it would have alone. `labels` [N] are target ids, `mask` [N]
+ * is 1 for non-pad targets. Returns per segment its chunks' losses (kept: read them outside tidy
+ * and dispose) and with `withGrad` its dWoutᵀ = Σ gᵀ·h [V, d] (summed over its chunks in order),
+ * and dhf [N, d].
  */
-export function headLoss(P: Pass, hf: T2, labels: Int32Array, mask: Float32Array, withGrad: boolean): { losses: tf.Tensor[]; dhf: T2 | null; dWoutT: T2 | null } {
+export function headLoss(P: Pass, hf: T2, labels: Int32Array, mask: Float32Array, withGrad: boolean): { losses: tf.Tensor[][]; dhf: T2 | null; dWoutT: T2[] } {
   const N = P.B * P.T;
-  const losses: tf.Tensor[] = [];
+  const losses: tf.Tensor[][] = [];
   const dhfParts: T2[] = [];
-  let dWoutT: T2 | null = null;                                    // [V, d] = Σ gᵀ·h
+  const dWoutT: T2[] = [];
   const Wout = P.W.get('output.weight');
-  for (let r0 = 0; r0 < N; r0 += HEAD_CHUNK) {
-    const n = Math.min(HEAD_CHUNK, N - r0);
-    const hc = n === N ? hf : tf.slice(hf, [r0, 0], [n, -1]);     // [n, d]
-    const logits = tf.matMul(hc, Wout);                           // [n, V]
-    const { loss, grad: g } = softmaxCrossEntropyWithGrad(logits as tf.Tensor2D,
-      tf.tensor1d(labels.subarray(r0, r0 + n), 'int32'), tf.tensor1d(mask.subarray(r0, r0 + n)));
-    logits.dispose();
-    losses.push(tf.keep(loss));
-    if (withGrad) {
-      dhfParts.push(tf.matMul(g, P.W.getT('output.weight')));     // g·Woutᵀ  [n, d]
-      const gT = tf.transpose(g);                                 // gᵀ       [V, n]
-      const dWT: T2 = tf.matMul(gT, hc);                          // gᵀ·h     [V, d]
-      gT.dispose();
-      if (dWoutT) { const s: T2 = tf.add(dWoutT, dWT); dWoutT.dispose(); dWT.dispose(); dWoutT = s; } else dWoutT = dWT;
+  for (const seg of P.segments) {
+    const segLosses: tf.Tensor[] = [];
+    let dW: T2 | null = null;                                      // [V, d] = Σ gᵀ·h over the segment
+    for (let r0 = seg.start; r0 < seg.start + seg.size; r0 += HEAD_CHUNK) {
+      const n = Math.min(HEAD_CHUNK, seg.start + seg.size - r0);
+      const hc = n === N ? hf : tf.slice(hf, [r0, 0], [n, -1]);   // [n, d]
+      const logits = tf.matMul(hc, Wout);                         // [n, V]
+      const { loss, grad: g } = softmaxCrossEntropyWithGrad(logits as tf.Tensor2D,
+        tf.tensor1d(labels.subarray(r0, r0 + n), 'int32'), tf.tensor1d(mask.subarray(r0, r0 + n)));
+      logits.dispose();
+      segLosses.push(tf.keep(loss));
+      if (withGrad) {
+        dhfParts.push(tf.matMul(g, P.W.getT('output.weight')));   // g·Woutᵀ  [n, d]
+        const gT = tf.transpose(g);                               // gᵀ       [V, n]
+        const dWT: T2 = tf.matMul(gT, hc);                        // gᵀ·h     [V, d]
+        gT.dispose();
+        if (dW) { const s: T2 = tf.add(dW, dWT); dW.dispose(); dWT.dispose(); dW = s; } else dW = dWT;
+      }
+      g.dispose();
     }
-    g.dispose();
+    losses.push(segLosses);
+    if (dW) dWoutT.push(dW);
   }
-  if (!withGrad) return { losses, dhf: null, dWoutT: null };
+  if (!withGrad) return { losses, dhf: null, dWoutT };
   return { losses, dhf: dhfParts.length === 1 ? dhfParts[0] : tf.concat(dhfParts, 0), dWoutT };
 }
 

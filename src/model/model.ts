@@ -50,7 +50,7 @@ import { buildLayout, type Layout } from './layout.js';
 import { normBackward, normForward, type NormCache } from './norm.js';
 import { ReferenceModel } from './reference.js';
 import type { GradResult, LossResult, TokenBatch } from './types.js';
-import { uploadWeights, type Pass, type T2, type Weights } from './weights.js';
+import { setGrad, uploadWeights, type Pass, type Segment, type T2, type Weights } from './weights.js';
 
 export { HEAD_CHUNK } from './head.js';
 
@@ -76,17 +76,28 @@ export class TransformerModel implements LanguageModel {
   // Public API
 
   computeGradients(params: Float32Array, batch: TokenBatch): GradResult {
+    return this.computeGradientsEach(params, [batch])[0];
+  }
+
+  /**
+   * See LanguageModel.computeGradientsEach. Each batch is cut into its passes exactly as
+   * computeGradients cuts it, and runs of consecutive passes with the same length are computed
+   * together, as segments of one pass of ≤ PASS_TOKENS positions (bigger matmuls, one upload of the
+   * weights): each segment gets its own parameter gradients, added into its batch's in order.
+   */
+  computeGradientsEach(params: Float32Array, batches: readonly TokenBatch[]): GradResult[] {
     this.checkParams(params);
-    const grad = new Float32Array(this.layout.total);
-    let lossSum = 0, tokenCount = 0;
+    const grads = batches.map(() => new Float32Array(this.layout.total));
+    const sums = batches.map(() => ({ lossSum: 0, tokenCount: 0 }));
     const W = uploadWeights(this.layout, this.config, params);
     try {
-      for (const pass of this.passes(batch)) {
-        const r = this.runPass(W, params, pass, true, grad);
-        lossSum += r.lossSum; tokenCount += r.tokenCount;
+      const parts = batches.flatMap((b, i) => [...this.passes(b)].map((pass) => ({ pass, i })));
+      for (const group of packPasses(parts)) {
+        const rs = this.runPass(W, params, group.map((g) => g.pass), group.map((g) => grads[g.i]));
+        group.forEach((g, k) => { sums[g.i].lossSum += rs[k].lossSum; sums[g.i].tokenCount += rs[k].tokenCount; });
       }
     } finally { W.dispose(); }
-    return { lossSum, tokenCount, grad, embedding: sparseEmbeddingRows(this.config, grad, batch) };
+    return batches.map((b, i) => ({ ...sums[i], grad: grads[i], embedding: sparseEmbeddingRows(this.config, grads[i], b) }));
   }
 
   evaluate(params: Float32Array, batch: TokenBatch): LossResult {
@@ -95,7 +106,7 @@ export class TransformerModel implements LanguageModel {
     const W = uploadWeights(this.layout, this.config, params);
     try {
       for (const pass of this.passes(batch)) {
-        const r = this.runPass(W, params, pass, false, null);
+        const [r] = this.runPass(W, params, [pass], null);
         lossSum += r.lossSum; tokenCount += r.tokenCount;
       }
     } finally { W.dispose(); }
@@ -111,7 +122,7 @@ export class TransformerModel implements LanguageModel {
       for (let i = 0; i < sequences.length; i++) {
         const seq = sequences[i];
         for (const pass of this.passes({ tokens: seq, rows: 1, seqLen: seq.length })) {
-          const r = this.runPass(W, params, pass, false, null);
+          const [r] = this.runPass(W, params, [pass], null);
           nats[i] += r.lossSum; tokens[i] += r.tokenCount;
         }
       }
@@ -137,7 +148,7 @@ export class TransformerModel implements LanguageModel {
       for (let r0 = 0; r0 < rows; r0 += per) {
         const n = Math.min(per, rows - r0);
         const logits = tf.tidy(() => {
-          const P = this.pass(W, n, seqLen);
+          const P = this.pass(W, n, seqLen, [{ start: 0, size: n * seqLen }]);
           const { hf } = this.forward(P, params, ids.subarray(r0 * seqLen, (r0 + n) * seqLen));
           return headLogits(P, hf);                                   // [n·seqLen, V]
         });
@@ -196,8 +207,8 @@ export class TransformerModel implements LanguageModel {
   // Forward and backward
 
   /** The context of one pass over B rows of T positions (call inside tidy: the table slices are temporaries). */
-  private pass(W: Weights, B: number, T: number): Pass {
-    return { cfg: this.config, W, B, T, rope: this.tables.rope(T), mask: this.tables.causalMask(T), grads: new Map() };
+  private pass(W: Weights, B: number, T: number, segments: readonly Segment[]): Pass {
+    return { cfg: this.config, W, B, T, rope: this.tables.rope(T), mask: this.tables.causalMask(T), segments, grads: new Map() };
   }
 
   /** Embedding, the blocks and the final norm: ids [N] → hf [N, d], with the caches. Call inside tidy. */
@@ -214,53 +225,83 @@ export class TransformerModel implements LanguageModel {
   }
 
   /**
-   * One pass: forward, loss over the head in chunks, and (if `grad`) the backward pass, with the
-   * pass's gradients ADDED into `grad`.
+   * One pass over the rows of `segs` (same T), each a segment: forward, loss over the head in
+   * chunks, and (with `grads`, one flat gradient per segment) the backward pass, with each
+   * segment's gradients ADDED into its own flat gradient. Returns each segment's loss.
    */
-  private runPass(W: Weights, params: Float32Array, pass: PassBatch, withGrad: boolean, grad: Float32Array | null): LossResult {
-    const { inputs, labels, rows: B, T } = pass;
-    const N = B * T;
+  private runPass(W: Weights, params: Float32Array, segs: readonly PassBatch[], grads: readonly Float32Array[] | null): LossResult[] {
+    const T = segs[0].T, B = segs.reduce((a, g) => a + g.rows, 0), N = B * T;
+    const inputs = segs.length === 1 ? segs[0].inputs : concatInt32(segs.map((g) => g.inputs));
+    const labels = segs.length === 1 ? segs[0].labels : concatInt32(segs.map((g) => g.labels));
+    const segments: Segment[] = [];
+    for (let start = 0, k = 0; k < segs.length; start += segs[k].rows * T, k++) segments.push({ start, size: segs[k].rows * T });
     const maskArr = new Float32Array(N);
-    let tokenCount = 0;
-    for (let i = 0; i < N; i++) if (labels[i] !== 0) { maskArr[i] = 1; tokenCount++; }
-    const lossParts: tf.Tensor[] = [];
-    const out = tf.tidy((): Record<string, tf.Tensor> => {
-      const P = this.pass(W, B, T);
+    for (let i = 0; i < N; i++) if (labels[i] !== 0) maskArr[i] = 1;
+    let lossParts: tf.Tensor[][] = [];
+    const out = tf.tidy((): Record<string, tf.Tensor[]> => {
+      const P = this.pass(W, B, T, segments);
       const { hf, blocks, nf } = this.forward(P, params, inputs);
-      const head = headLoss(P, hf, labels, maskArr, withGrad);
-      lossParts.push(...head.losses);
-      if (!withGrad) return {} as Record<string, tf.Tensor>;
+      const head = headLoss(P, hf, labels, maskArr, grads !== null);
+      lossParts = head.losses;
+      if (!grads) return {};
       // Backward, in reverse: head, final norm, blocks from last to first, embedding.
       // The order of P.grads is the order of the write-back below.
-      P.grads.set(HEAD_GRAD, head.dWoutT!);                            // dWoutᵀ [V, d]
+      P.grads.set(HEAD_GRAD, head.dWoutT);                             // dWoutᵀ [V, d] per segment
       let dx = normBackward(P, head.dhf!, nf, 'norm');                  // [N, d]
       for (let l = this.config.n_layers - 1; l >= 0; l--) dx = blockBackward(P, dx, blocks[l], l);
-      P.grads.set(EMBED_GRAD, dx);                                     // dL/dx0 [N, d]
+      setGrad(P, EMBED_GRAD, (cut) => cut(dx));                        // dL/dx0 [N, d], cut per segment
       // a plain object: tidy keeps the tensors it finds in arrays/objects, not in Maps
-      return Object.fromEntries(P.grads) as Record<string, tf.Tensor>;
+      return Object.fromEntries(P.grads);
     });
     // Read results outside tidy (tidy walks returned values; big reads inside it throw).
-    let lossSum = 0;
-    for (const t of lossParts) {
-      const v = t.dataSync();
-      for (let i = 0; i < v.length; i++) lossSum += v[i];
-      t.dispose();
-    }
-    if (grad) {
-      for (const [name, t] of Object.entries(out)) {
-        const v = t.dataSync() as Float32Array;
+    const results = segments.map((seg, k): LossResult => {
+      let lossSum = 0, tokenCount = 0;
+      for (const t of lossParts[k]) {
+        const v = t.dataSync();
+        for (let i = 0; i < v.length; i++) lossSum += v[i];
         t.dispose();
-        if (name === EMBED_GRAD) embeddingBackward(this.config, v, inputs, grad);
-        else if (name === HEAD_GRAD) addHeadGrad(this.config, this.layout, v, grad);
-        else {
-          const spec = this.layout.byName.get(name)!;
-          const dst = grad.subarray(spec.offset, spec.offset + spec.size);
-          for (let i = 0; i < dst.length; i++) dst[i] += v[i];
-        }
       }
+      for (let i = seg.start; i < seg.start + seg.size; i++) tokenCount += maskArr[i];
+      return { lossSum, tokenCount };
+    });
+    if (grads) {
+      segments.forEach((seg, k) => {
+        const grad = grads[k];
+        for (const [name, ts] of Object.entries(out)) {
+          const v = ts[k].dataSync() as Float32Array;
+          ts[k].dispose();
+          if (name === EMBED_GRAD) embeddingBackward(this.config, v, inputs.subarray(seg.start, seg.start + seg.size), grad);
+          else if (name === HEAD_GRAD) addHeadGrad(this.config, this.layout, v, grad);
+          else {
+            const spec = this.layout.byName.get(name)!;
+            const dst = grad.subarray(spec.offset, spec.offset + spec.size);
+            for (let i = 0; i < dst.length; i++) dst[i] += v[i];
+          }
+        }
+      });
     }
-    return { lossSum, tokenCount };
+    return results;
   }
+}
+
+/** Runs of consecutive passes with the same T, each run ≤ PASS_TOKENS positions (a pass alone may be that big). */
+function packPasses<P extends { pass: PassBatch }>(parts: readonly P[]): P[][] {
+  const groups: P[][] = [];
+  let cur: P[] = [], size = 0;
+  for (const p of parts) {
+    const n = p.pass.rows * p.pass.T;
+    if (cur.length > 0 && (p.pass.T !== cur[0].pass.T || size + n > PASS_TOKENS)) { groups.push(cur); cur = []; size = 0; }
+    cur.push(p); size += n;
+  }
+  if (cur.length > 0) groups.push(cur);
+  return groups;
+}
+
+function concatInt32(parts: readonly Int32Array[]): Int32Array {
+  const out = new Int32Array(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) { out.set(p, o); o += p.length; }
+  return out;
 }
 
 /** Create the model for a config (see the file comment; call initBackend() first). */

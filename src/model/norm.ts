@@ -3,7 +3,7 @@
  * rmsnorm (no centring, no bias), both as y = x̂·g (+ b) with x̂ = (x − μ)·rstd.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { Pass, T2 } from './weights.js';
+import { setGrad, type Pass, type T2 } from './weights.js';
 
 /** What the forward pass keeps for the backward pass. */
 export interface NormCache {
@@ -32,12 +32,12 @@ export function normForward(P: Pass, x: T2, prefix: string): { y: T2; cache: Nor
 }
 
 /**
- * dy [N, d] → dx [N, d]; dg = Σ dy·x̂ [d], db = Σ dy [d].
+ * dy [N, d] → dx [N, d]; dg = Σ dy·x̂ [d], db = Σ dy [d] (per segment).
  * dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) for layernorm (no mean(dx̂) term for rmsnorm).
  */
 export function normBackward(P: Pass, dy: T2, c: NormCache, prefix: string): T2 {
-  P.grads.set(`${prefix}.weight`, tf.sum(tf.mul(dy, c.xhat), 0));
-  if (P.cfg.norm === 'layernorm') P.grads.set(`${prefix}.bias`, tf.sum(dy, 0));
+  setGrad(P, `${prefix}.weight`, (cut) => tf.sum(cut(tf.mul(dy, c.xhat)), 0));
+  if (P.cfg.norm === 'layernorm') setGrad(P, `${prefix}.bias`, (cut) => tf.sum(cut(dy), 0));
   const dxhat = tf.mul(dy, P.W.vec(`${prefix}.weight`));                                  // [N, d]
   let inner = tf.sub(dxhat, tf.mul(c.xhat, tf.mean(tf.mul(dxhat, c.xhat), 1, true)));
   if (P.cfg.norm === 'layernorm') inner = tf.sub(inner, tf.mean(dxhat, 1, true));

@@ -23,12 +23,21 @@ export interface Weights {
 }
 
 /**
- * Gradients by parameter name, in the order the backward pass produced them (the write-back into
- * the flat gradient follows this order, which matters when two entries add into one region).
+ * Gradients by parameter name, one tensor per segment of the pass, in the order the backward pass
+ * produced them (the write-back into the flat gradient follows this order, which matters when two
+ * entries add into one region).
  */
-export type Grads = Map<string, tf.Tensor>;
+export type Grads = Map<string, tf.Tensor[]>;
 
-/** One forward/backward pass over B rows of T positions (N = B·T); all activations are 2-D [N, ·]. */
+/** A segment of a pass: positions [start, start + size) of its N, whole rows. */
+export interface Segment { start: number; size: number }
+
+/**
+ * One forward/backward pass over B rows of T positions (N = B·T); all activations are 2-D [N, ·].
+ * The rows are cut into segments that get parameter gradients of their own (see setGrad): every
+ * operation between the weights and the loss works row by row, so a pass over several segments
+ * gives each segment the bytes it would get alone (tested in test/model-gradients.test.ts).
+ */
 export interface Pass {
   cfg: ModelConfig;
   W: Weights;
@@ -38,8 +47,19 @@ export interface Pass {
   rope: RopeTensors;
   /** additive causal mask [T, T] */
   mask: T2;
-  /** where the backward functions put their parameter gradients */
+  /** the segments, in order, covering [0, N) */
+  segments: readonly Segment[];
+  /** where the backward functions put their parameter gradients (setGrad) */
   grads: Grads;
+}
+
+/**
+ * Put a parameter gradient that sums over positions: `sum(cut)` is called once per segment, with
+ * `cut` taking that segment's rows of an [N, ·] tensor (the tensor itself for a single segment).
+ */
+export function setGrad(P: Pass, name: string, sum: (cut: (t: T2) => T2) => tf.Tensor): void {
+  const whole = P.segments.length === 1;
+  P.grads.set(name, P.segments.map((s) => sum((t) => (whole ? t : tf.slice(t, [s.start, 0], [s.size, -1])))));
 }
 
 /** Upload the flat parameter vector (call outside tidy; dispose() frees it). */
