@@ -23,11 +23,13 @@
  *   npx tsx scripts/bench-step.ts --shapes-from configs/tiny.yaml[,configs/viwiki.yaml] [--buckets 50,100,150,200,250 | --data DIR]
  *                                 [--set train.micro_shards=4 …] [--steps 5] [--out bench-results/bench-step-shapes.json]
  *  A batch of bucket L has R = max(1, ⌊train.batch_tokens / L⌋) rows (src/data/sampler.ts rowsFor); it is
- *  cut into M = train.micro_shards micro-shards by row (src/fleet/shard-tree.ts shardRange), and each
- *  micro-shard is computed in row chunks of ⌊train.max_micro_batch_tokens / L⌋ rows (one
- *  computeGradients call each; src/fleet/worker/compute.ts). For every bucket this mode lists the
- *  micro-shard sizes and model calls (rows × L; L − 1 input positions a row), times every distinct
- *  call shape (`--steps` rounds, interleaved over shapes, best of), and reports per call shape and
+ *  cut into M = train.micro_shards micro-shards by row (src/fleet/shard-tree.ts shardRange), each
+ *  micro-shard in row chunks of ⌊train.max_micro_batch_tokens / L⌋ rows, and one thread computing
+ *  the whole batch makes one computeGradientsEach call per group of consecutive chunks of ≤
+ *  max_micro_batch_tokens tokens (src/fleet/worker/compute.ts taskCalls). For every bucket this mode
+ *  lists the micro-shard sizes and model calls (chunk rows × L, e.g. 2+2+2+2×251: four 2-row chunks
+ *  in one call; L − 1 input positions a row), times every distinct call (`--steps` rounds,
+ *  interleaved over calls, best of), and reports per call shape and
  *  per bucket (the sum of its calls = one thread computing the whole batch, the "ceiling" of
  *  scripts/bench-e2e.ts) ms, tokens/s (input positions), GFLOP/s and MFU against the same matmul
  *  peak and FLOP model as above. Buckets: --buckets, else DIR/manifest.json's, else `vilm data
@@ -49,6 +51,7 @@ import { rowsFor } from '../src/data/sampler.ts';
 import { DEFAULT_BUCKETS } from '../src/data/prepare/prepare.ts';
 import type { Manifest } from '../src/data/types.ts';
 import { shardRange } from '../src/fleet/shard-tree.ts';
+import { taskCalls } from '../src/fleet/worker/compute.ts';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -146,8 +149,16 @@ function argAll(name: string): string[] {
   return out;
 }
 
-/** One computeGradients call shape of a micro-shard: `rows` rows of `seqLen` tokens (seqLen − 1 input positions). */
-interface CallShape { rows: number; seqLen: number }
+/**
+ * One model call of a step: chunks of `chunkRows` rows each (one per entry, computed together as
+ * segments of one pass by computeGradientsEach) of `seqLen` tokens (seqLen − 1 input positions).
+ */
+interface CallShape { chunkRows: number[]; seqLen: number }
+
+/** "2+2+2+2×251" */
+function callKey(c: CallShape): string {
+  return `${c.chunkRows.join('+')}×${c.seqLen}`;
+}
 
 /** What one batch of bucket `bucket` becomes in training. */
 interface BucketPlan {
@@ -156,25 +167,22 @@ interface BucketPlan {
   batchRows: number;
   /** rows of each micro-shard, in shard order (0: an empty shard, no call) */
   shardRows: number[];
-  /** model calls of the whole batch: shape and how many times it occurs */
-  calls: { rows: number; seqLen: number; count: number }[];
+  /** model calls of the whole batch (one thread computing it as one task): shape and how many times it occurs */
+  calls: (CallShape & { count: number })[];
 }
 
-/** The micro-shards and model calls of a batch of bucket `L` under `train` (the same arithmetic as the sampler, the shard tree and computeShard). */
+/** The micro-shards and model calls of a batch of bucket `L` under `train` (the same arithmetic as the sampler, the shard tree and computeTask). */
 function planBucket(train: TrainConfig, L: number): BucketPlan {
   const R = rowsFor(train.batch_tokens, L), M = train.micro_shards;
-  const chunkRows = Math.max(1, Math.floor(train.max_micro_batch_tokens / L));
   const shardRows: number[] = [];
-  const calls = new Map<number, number>();
-  for (let i = 0; i < M; i++) {
-    const [r0, r1] = shardRange(R, M, i);
-    shardRows.push(r1 - r0);
-    for (let a = r0; a < r1; a += chunkRows) {
-      const rows = Math.min(r1, a + chunkRows) - a;
-      calls.set(rows, (calls.get(rows) ?? 0) + 1);
-    }
+  for (let i = 0; i < M; i++) { const [r0, r1] = shardRange(R, M, i); shardRows.push(r1 - r0); }
+  const calls = new Map<string, CallShape & { count: number }>();
+  for (const call of taskCalls(R, M, 0, M, L, train.max_micro_batch_tokens)) {
+    const shape: CallShape = { chunkRows: call.map((c) => c.r1 - c.r0), seqLen: L };
+    const key = callKey(shape);
+    calls.set(key, { ...shape, count: (calls.get(key)?.count ?? 0) + 1 });
   }
-  return { bucket: L, batchRows: R, shardRows, calls: [...calls.entries()].sort((a, b) => a[0] - b[0]).map(([rows, count]) => ({ rows, seqLen: L, count })) };
+  return { bucket: L, batchRows: R, shardRows, calls: [...calls.values()] };
 }
 
 /** "6×3 + 2×4" for [3,3,4,3,3,4,3,3] (count × value, values ascending). */
@@ -212,22 +220,22 @@ async function shapesMain(): Promise<void> {
     const plans = buckets.map((L) => planBucket(cfg.train, L));
     // distinct call shapes of this config, each with a random batch
     const rng = new Rng(1);
-    const shapes = new Map<string, { shape: CallShape; batch: TokenBatch; times: number[] }>();
+    const shapes = new Map<string, { shape: CallShape; batches: TokenBatch[]; times: number[] }>();
     for (const p of plans) for (const c of p.calls) {
-      const key = `${c.rows}×${c.seqLen}`;
+      const key = callKey(c);
       if (shapes.has(key)) continue;
-      const batch: TokenBatch = { rows: c.rows, seqLen: c.seqLen, tokens: new Uint16Array(c.rows * c.seqLen).map(() => 1 + rng.int(cfg.model.vocab_size - 1)) };
-      shapes.set(key, { shape: { rows: c.rows, seqLen: c.seqLen }, batch, times: [] });
+      const batches = c.chunkRows.map((rows): TokenBatch => ({ rows, seqLen: c.seqLen, tokens: new Uint16Array(rows * c.seqLen).map(() => 1 + rng.int(cfg.model.vocab_size - 1)) }));
+      shapes.set(key, { shape: { chunkRows: c.chunkRows, seqLen: c.seqLen }, batches, times: [] });
     }
     return { file, cfg, model, params, buckets, dropped: requested.filter((b) => b > cfg.model.max_len), plans, shapes };
   });
 
   // warm-up every shape once, then `steps` rounds interleaved over all shapes (noise hits all alike)
-  for (const c of configs) for (const s of c.shapes.values()) c.model.computeGradients(c.params, s.batch);
+  for (const c of configs) for (const s of c.shapes.values()) c.model.computeGradientsEach(c.params, s.batches);
   for (let i = 0; i < steps; i++) {
     for (const c of configs) for (const [key, s] of c.shapes) {
       const t0 = performance.now();
-      c.model.computeGradients(c.params, s.batch);
+      c.model.computeGradientsEach(c.params, s.batches);
       s.times.push(performance.now() - t0);
       if (i === steps - 1) process.stderr.write(`${path.basename(c.file)} ${key}: best ${Math.min(...s.times).toFixed(1)} ms\n`);
     }
@@ -238,17 +246,17 @@ async function shapesMain(): Promise<void> {
 
   const results = configs.map((c) => {
     const shapeRows = [...c.shapes.entries()].map(([key, s]) => {
-      const T = s.shape.seqLen - 1, positions = s.shape.rows * T;
-      const flops = modelFlops(c.cfg.model, c.model.layout, s.shape.rows, T).perStep;
+      const T = s.shape.seqLen - 1, rows = s.shape.chunkRows.reduce((a, r) => a + r, 0), positions = rows * T;
+      const flops = modelFlops(c.cfg.model, c.model.layout, rows, T).perStep;
       const ms = Math.min(...s.times), medianMs = median(s.times);
       const gflops = flops / ms / 1e6;
-      return { shape: key, rows: s.shape.rows, seqLen: s.shape.seqLen, positions, flops, ms, medianMs, allMs: s.times, tokensPerSec: positions / (ms / 1000), gflops, mfu: gflops / peak.gflops };
+      return { shape: key, chunkRows: s.shape.chunkRows, seqLen: s.shape.seqLen, positions, flops, ms, medianMs, allMs: s.times, tokensPerSec: positions / (ms / 1000), gflops, mfu: gflops / peak.gflops };
     });
     const byKey = new Map(shapeRows.map((r) => [r.shape, r]));
     const buckets = c.plans.map((p) => {
       let ms = 0, medianMs = 0, flops = 0;
       for (const call of p.calls) {
-        const r = byKey.get(`${call.rows}×${call.seqLen}`)!;
+        const r = byKey.get(callKey(call))!;
         ms += call.count * r.ms; medianMs += call.count * r.medianMs; flops += call.count * r.flops;
       }
       const positions = p.batchRows * (p.bucket - 1), gflops = flops / ms / 1e6;
@@ -285,7 +293,7 @@ async function shapesMain(): Promise<void> {
       ['bucket', 'batch rows×L', 'micro-shards (rows)', 'model calls (rows×L)', 'ms/batch', 'tokens/s', 'GFLOP/s', 'MFU'],
       ...r.buckets.map((b) => [
         String(b.bucket), `${b.batchRows}×${b.bucket}`, grouped(b.shardRows),
-        b.calls.map((c) => `${c.count}× ${c.rows}×${c.seqLen}`).join(' + '),
+        b.calls.map((c) => `${c.count}× ${callKey(c)}`).join(', '),
         b.batchMs.toFixed(0), b.tokensPerSec.toFixed(0), b.gflops.toFixed(2), pct(b.mfu),
       ]),
     ]);

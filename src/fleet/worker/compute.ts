@@ -6,42 +6,68 @@
 import type { LanguageModel } from '../../model/api.js';
 import type { TokenBatch } from '../../model/types.js';
 import type { ResultMsg, TaskMsg } from '../contract.js';
-import { combine, nodeRule, reduceNode, type GradSum, type NodeRule } from '../reduce.js';
+import { combine, nodeRule, reduceNode, type GradSum } from '../reduce.js';
 import { blockShards, shardRange, type Block } from '../shard-tree.js';
 
+/** A chunk of a task: rows [r0, r1) of the step's batch, in leaf `leaf`; `last`: the leaf's last chunk. */
+export interface Chunk { leaf: number; r0: number; r1: number; last: boolean }
+
 /**
- * A leaf: the gradient sum of rows [r0, r1) of `tokens`, in fixed row chunks of ≤ maxTokens tokens
- * added left to right, then rounded by the node rule (the fp16 codec; fp32: as is).
+ * The model calls of leaves [s0, s1) of a batch of `batchRows` rows of `seqLen` tokens cut into
+ * `shards` leaves: each leaf in row chunks of ≤ maxTokens tokens (a leaf's gradient sum is its
+ * chunks' gradients added left to right), and consecutive chunks, across leaves, grouped into calls
+ * of ≤ maxTokens tokens. Each chunk's gradient is its own whatever the grouping (the model
+ * computes a group's chunks as segments of one pass), so the grouping is only about speed.
  */
-function computeShard(model: LanguageModel, params: Float32Array, tokens: Uint16Array, seqLen: number, r0: number, r1: number, maxTokens: number, rule: NodeRule): GradSum {
-  const E = model.layout.embedding.size, d = rule.d;
+export function taskCalls(batchRows: number, shards: number, s0: number, s1: number, seqLen: number, maxTokens: number): Chunk[][] {
   const chunkRows = Math.max(1, Math.floor(maxTokens / seqLen));
-  let acc: GradSum | null = null;
-  for (let a = r0; a < r1; a += chunkRows) {
-    const b = Math.min(r1, a + chunkRows);
-    const batch: TokenBatch = { tokens: tokens.subarray(a * seqLen, b * seqLen), rows: b - a, seqLen };
-    const g = model.computeGradients(params, batch);
-    // copies: the model may reuse its buffers, and results are transferred
-    const part: GradSum = {
-      lossSum: g.lossSum, tokenCount: g.tokenCount, rest: g.grad.slice(E),
-      emb: { rows: g.embedding.rows.slice(), values: g.embedding.values.slice() },
-    };
-    acc = combine(acc, part, d);
+  const chunks: Chunk[] = [];
+  for (let s = s0; s < s1; s++) {
+    const [r0, r1] = shardRange(batchRows, shards, s);
+    for (let a = r0; a < r1; a += chunkRows) {
+      const b = Math.min(r1, a + chunkRows);
+      chunks.push({ leaf: s, r0: a, r1: b, last: b === r1 });
+    }
   }
-  rule.round?.(acc!);
-  return acc!;
+  const calls: Chunk[][] = [];
+  let size = Infinity;
+  for (const c of chunks) {
+    const n = (c.r1 - c.r0) * seqLen;
+    if (size + n > maxTokens) { calls.push([]); size = 0; }
+    calls[calls.length - 1].push(c);
+    size += n;
+  }
+  return calls;
 }
 
-/** Compute a task: every shard of the block, pre-added with the fixed tree. */
+/**
+ * Compute a task: every shard (leaf) of the block, pre-added with the fixed tree. A leaf's sum is
+ * its chunks' gradients added left to right, then rounded by the node rule (the fp16 codec; fp32:
+ * as is). The chunks go to the model in the calls of taskCalls, so the result does not depend on
+ * how the model groups them.
+ */
 export function computeTask(model: LanguageModel, params: Float32Array, t: TaskMsg): ResultMsg {
   const t0 = performance.now();
   const rule = nodeRule(model.layout, model.config.d_model, t.codec);
+  const E = model.layout.embedding.size;
   const block: Block = { level: t.level, index: t.index };
   const [s0, s1] = blockShards(block, t.shards);
   const leaves = new Map<number, GradSum | null>();
-  for (let s = s0; s < s1; s++) {
-    const [r0, r1] = shardRange(t.batchRows, t.shards, s);
-    leaves.set(s, r1 > r0 ? computeShard(model, params, t.tokens, t.seqLen, r0 - t.rowStart, r1 - t.rowStart, t.maxTokens, rule) : null);
+  for (let s = s0; s < s1; s++) leaves.set(s, null);
+  for (const call of taskCalls(t.batchRows, t.shards, s0, s1, t.seqLen, t.maxTokens)) {
+    const batches = call.map((c): TokenBatch => ({ tokens: t.tokens.subarray((c.r0 - t.rowStart) * t.seqLen, (c.r1 - t.rowStart) * t.seqLen), rows: c.r1 - c.r0, seqLen: t.seqLen }));
+    const grads = model.computeGradientsEach ? model.computeGradientsEach(params, batches) : batches.map((b) => model.computeGradients(params, b));
+    call.forEach((c, k) => {
+      const g = grads[k];
+      // copies: the model may reuse its buffers, and results are transferred
+      const part: GradSum = {
+        lossSum: g.lossSum, tokenCount: g.tokenCount, rest: g.grad.slice(E),
+        emb: { rows: g.embedding.rows.slice(), values: g.embedding.values.slice() },
+      };
+      const acc = combine(leaves.get(c.leaf) ?? null, part, rule.d)!;
+      if (c.last) rule.round?.(acc);
+      leaves.set(c.leaf, acc);
+    });
   }
   const sum = reduceNode(block, t.shards, rule, (b) => (b.level === 0 ? leaves.get(b.index) ?? null : undefined));
   return toResult(t, sum, (performance.now() - t0) / 1000, model.layout.total - model.layout.embedding.size);
