@@ -3,6 +3,7 @@
  *
  *   createModel(cfg: ModelConfig): TransformerModel            (TransformerModel implements LanguageModel, ./api.ts)
  *   model.computeGradients(params: Float32Array, batch: TokenBatch): GradResult
+ *   model.computeGradientsEach(params, batches: TokenBatch[]): GradResult[]   (each its own bytes; passes shared)
  *   model.evaluate(params: Float32Array, batch: TokenBatch): LossResult
  *   model.decoder(params: Float32Array): IncrementalDecoder   (KV cache, for generation)
  *   model.forwardLogits(params, tokens, rows, seqLen): Float32Array   ([rows·seqLen, vocab], for tests/cross-checks)
