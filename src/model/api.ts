@@ -21,7 +21,7 @@ export interface LanguageModel {
   /** Summed loss and token count, no gradient. */
   evaluate(params: Float32Array, batch: TokenBatch): LossResult;
   /**
-   * Each sequence scored alone (one pass per sequence, no padding): its loss sum and token count,
+   * Each sequence scored alone (no padding; a model may share passes between them): its loss sum and token count,
    * the same numbers as `evaluate` on that sequence as a one-row batch. Optional: a model that
    * lacks it is called through `evaluate` (src/train/parallel-eval.ts).
    */

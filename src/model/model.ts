@@ -114,18 +114,21 @@ export class TransformerModel implements LanguageModel {
     return { lossSum, tokenCount };
   }
 
-  /** See LanguageModel.evaluateEach: the weights are uploaded once for all the sequences (not once each). */
+  /**
+   * See LanguageModel.evaluateEach: the weights are uploaded once for all the sequences, and
+   * sequences of one length share passes of ≤ PASS_TOKENS positions, each a segment with its own
+   * loss (the same numbers as alone).
+   */
   evaluateEach(params: Float32Array, sequences: readonly Uint16Array[]): { nats: Float64Array; tokens: Float64Array } {
     this.checkParams(params);
     const nats = new Float64Array(sequences.length), tokens = new Float64Array(sequences.length);
     const W = uploadWeights(this.layout, this.config, params);
     try {
-      for (let i = 0; i < sequences.length; i++) {
-        const seq = sequences[i];
-        for (const pass of this.passes({ tokens: seq, rows: 1, seqLen: seq.length })) {
-          const [r] = this.runPass(W, params, [pass], null);
-          nats[i] += r.lossSum; tokens[i] += r.tokenCount;
-        }
+      const parts = sequences.flatMap((seq, i) => [...this.passes({ tokens: seq, rows: 1, seqLen: seq.length })].map((pass) => ({ pass, i })));
+      parts.sort((a, b) => a.pass.T - b.pass.T); // stable: one length's sequences stay in order
+      for (const group of packPasses(parts)) {
+        const rs = this.runPass(W, params, group.map((g) => g.pass), null);
+        group.forEach((g, k) => { nats[g.i] += rs[k].lossSum; tokens[g.i] += rs[k].tokenCount; });
       }
     } finally { W.dispose(); }
     return { nats, tokens };
