@@ -84,13 +84,15 @@ export function children(b: Block, m: number): Block[] {
 
 /**
  * Task granularity: the coarsest aligned level that still gives about `perWorker` tasks per worker
- * (one task when there is a single worker). Bigger tasks pre-add more locally and send less; more
- * tasks per worker let the pull scheduling even out a slow worker (the fast one takes the
- * remaining tasks). The scheduler asks for 2 per worker when a remote worker is connected (each
- * result is a full gradient on the wire) and 4 for thread-only fleets (a result is a transferred
- * buffer, so finer tasks cost nothing and balance better: measured 1.52× → 1.71× for 2 threads vs
- * 1 on 2 cores). With perWorker·workers ≥ m every shard is its own task. A failed task is split
- * into its children when it is requeued (see the step run), so the remaining workers share it.
+ * (one task when there is a single worker). Bigger tasks pre-add more locally, send less and run
+ * faster (a worker computes a task's shards together, in bigger matmuls: ./worker/compute.ts);
+ * more tasks per worker let the pull scheduling even out a slow worker (the fast one takes the
+ * remaining tasks). 2 per worker for every fleet: with 2 threads on 2 cores and configs/tiny.yaml
+ * (8 shards) it ran at 3,016 / 3,243 / 3,185 tokens/s against 2,860 / 3,095 / 2,646 with 4 per
+ * thread (one-shard tasks, the best choice while every shard was its own model call), three
+ * interleaved pairs of 20-step viwiki runs; 1 per worker was level with 2. With perWorker·workers
+ * ≥ m every shard is its own task. A failed task is split into its children when it is requeued
+ * (see the step run), so the remaining workers share it.
  */
 export function planBlocks(m: number, workers: number, perWorker = 2): Block[] {
   const top = log2Int(nextPow2(m));

@@ -184,8 +184,7 @@ export class StepRun {
     private readonly shards: number,
     private readonly maxTokens: number,
   ) {
-    const anyRemote = [...host.slots()].some((s) => s.link.transport === 'ws');
-    this.queue = planBlocks(shards, Math.max(1, host.size), anyRemote ? 2 : 4).map((block) => ({ block }));
+    this.queue = planBlocks(shards, Math.max(1, host.size)).map((block) => ({ block }));
     this.tree = new TreeAccumulator(shards, host.rule);
   }
 
