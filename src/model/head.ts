@@ -7,13 +7,12 @@
  * gᵀ·h (compute-bound) rather than hᵀ·g (memory-bound in XNNPACK: the [n, V] right operand is
  * packed afresh and re-streamed per 4 output rows; measured 15 against 7 ms a 128-row chunk), with
  * gᵀ [V, n] from the backend's Transpose (XNNPACK: ~4.5 ms a 128-row chunk in a training step,
- * where a JS copy inside the kernel took ~7 ms). It is accumulated as dWoutᵀ [V, d] and
- * transposed into the flat gradient at write-back (addHeadGrad).
+ * where a JS copy inside the kernel took ~7 ms). It is accumulated as dWoutᵀ [V, d] and handed
+ * back in the shape of the parameter it lands in (headGrads).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../config/index.js';
 import { softmaxCrossEntropyWithGrad } from '../backend/kernels.js';
-import type { Layout } from './layout.js';
 import type { Pass, T2 } from './weights.js';
 
 /**
@@ -24,8 +23,6 @@ import type { Pass, T2 } from './weights.js';
  */
 export const HEAD_CHUNK = 128;
 
-/** Name under which the head's weight gradient dWoutᵀ [V, d] is put in the gradients (see addHeadGrad). */
-export const HEAD_GRAD = '__output_transposed__';
 
 /** logits = h·Wout:  h [n, d] → [n, V]  (evaluation output, no loss). */
 export function headLogits(P: Pass, h: T2): T2 {
@@ -73,15 +70,11 @@ export function headLoss(P: Pass, hf: T2, labels: Int32Array, mask: Float32Array
   return { losses, dhf: dhfParts.length === 1 ? dhfParts[0] : tf.concat(dhfParts, 0), dWoutT };
 }
 
-/** Add the head's dWoutᵀ `v` [V, d] (read back from HEAD_GRAD) into the flat gradient. */
-export function addHeadGrad(cfg: ModelConfig, layout: Layout, v: Float32Array, grad: Float32Array): void {
-  const d = cfg.d_model, V = cfg.vocab_size;
-  if (cfg.tie_embeddings) {
-    // Wout = Eᵀ, so dE += dWoutᵀ, which is exactly v [V, d]
-    for (let i = 0; i < V * d; i++) grad[i] += v[i];
-  } else {
-    // output.weight is stored [d, V]: dWout[j, r] += v[r, j]
-    const off = layout.byName.get('output.weight')!.offset;
-    for (let r = 0; r < V; r++) for (let j = 0; j < d; j++) grad[off + j * V + r] += v[r * d + j];
-  }
+/**
+ * Where the head's weight gradients (dWoutᵀ [V, d], one per segment) land, and in what shape:
+ * `output.weight` [d, V] (transposed by the backend), or with tied embeddings the embedding [V, d]
+ * (Wout = Eᵀ, so dE += dWoutᵀ as it is). Either way a plain add into the flat gradient.
+ */
+export function headGrads(cfg: ModelConfig, dWoutT: T2[]): [string, T2[]] {
+  return cfg.tie_embeddings ? ['tok_embeddings.weight', dWoutT] : ['output.weight', dWoutT.map((t) => tf.transpose(t))];
 }

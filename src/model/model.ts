@@ -46,7 +46,7 @@ import type { IncrementalDecoder, LanguageModel } from './api.js';
 import { AttentionTables } from './attention.js';
 import { blockBackward, blockForward, type BlockCache } from './block.js';
 import { EMBED_GRAD, embeddingBackward, embeddingForward, sparseEmbeddingRows } from './embedding.js';
-import { addHeadGrad, HEAD_GRAD, headLogits, headLoss } from './head.js';
+import { headGrads, headLogits, headLoss } from './head.js';
 import { buildLayout, type Layout } from './layout.js';
 import { normBackward, normForward, type NormCache } from './norm.js';
 import { ReferenceModel } from './reference.js';
@@ -250,7 +250,7 @@ export class TransformerModel implements LanguageModel {
       if (!grads) return {};
       // Backward, in reverse: head, final norm, blocks from last to first, embedding.
       // The order of P.grads is the order of the write-back below.
-      P.grads.set(HEAD_GRAD, head.dWoutT);                             // dWoutᵀ [V, d] per segment
+      P.grads.set(...headGrads(this.config, head.dWoutT));             // dWout [d, V] (tied: dE [V, d]) per segment
       let dx = normBackward(P, head.dhf!, nf, 'norm');                  // [N, d]
       for (let l = this.config.n_layers - 1; l >= 0; l--) dx = blockBackward(P, dx, blocks[l], l);
       setGrad(P, EMBED_GRAD, (cut) => cut(dx));                        // dL/dx0 [N, d], cut per segment
@@ -275,11 +275,9 @@ export class TransformerModel implements LanguageModel {
           const v = ts[k].dataSync() as Float32Array;
           ts[k].dispose();
           if (name === EMBED_GRAD) embeddingBackward(this.config, v, inputs.subarray(seg.start, seg.start + seg.size), grad);
-          else if (name === HEAD_GRAD) addHeadGrad(this.config, this.layout, v, grad);
           else {
             const spec = this.layout.byName.get(name)!;
-            const dst = grad.subarray(spec.offset, spec.offset + spec.size);
-            for (let i = 0; i < dst.length; i++) dst[i] += v[i];
+            addInto(grad, spec.offset, v);
           }
         }
       });
@@ -299,6 +297,11 @@ function packPasses<P extends { pass: PassBatch }>(parts: readonly P[]): P[][] {
   }
   if (cur.length > 0) groups.push(cur);
   return groups;
+}
+
+/** dst[offset + i] += v[i]: its own small function, so V8 optimises the loop for these two array types. */
+function addInto(dst: Float32Array, offset: number, v: Float32Array): void {
+  for (let i = 0; i < v.length; i++) dst[offset + i] += v[i];
 }
 
 function concatInt32(parts: readonly Int32Array[]): Int32Array {
