@@ -70,7 +70,7 @@ export interface EvalOptions {
 /** Default windows per group of evaluateDocuments / scoreDocuments (≤ 2048 · max_len tokens). */
 export const GROUP_WINDOWS = 2048;
 
-/** Scores whole sequences one pass each, in input order: a SequenceScorer (src/train/parallel-eval.ts), or inProcessScorer. */
+/** Scores whole sequences each on its own, in input order: a SequenceScorer (src/train/parallel-eval.ts), or inProcessScorer. */
 export interface WindowScorer {
   score(sequences: readonly Uint16Array[]): Promise<SequenceScores>;
 }

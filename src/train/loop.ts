@@ -234,7 +234,7 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
   const valSample = sampleSequences(valSplit, train.eval_sequences, train.seed ^ VALIDATION_SEED);
   const bytesOf = byteCounter(tokenizerJson);
   const valTokensPerByte = bytesOf && valSplit.sequences > 0 ? await splitTokensPerByte(valSplit, bytesOf) : undefined;
-  // Validation and test scoring (forward only, one pass per sequence, summed in a fixed order: the
+  // Validation and test scoring (forward only, each sequence on its own, summed in a fixed order: the
   // same figure whatever the thread count; src/train/parallel-eval.ts) run on a pool of threads that
   // lives as long as the run — as many as the fleet's local threads, at least one, at most one per
   // core (more would only time-slice the cores and hold more replicas) — so the coordinator's main

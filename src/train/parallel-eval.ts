@@ -102,11 +102,12 @@ export type EvalThreadTask = ChunkTask | { warm: true };
 
 /**
  * THE per-sequence computation, used in-process, by the threads and by src/train/validation.ts:
- * one forward pass per sequence (rows = 1), its loss sum and token count written at `at + i`.
+ * each sequence scored on its own (rows = 1; the model may share a pass between sequences of one
+ * length, each with its own loss), its loss sum and token count written at `at + i`.
  */
 export function scoreEach(model: LanguageModel, weights: Float32Array, sequences: readonly Uint16Array[], out: SequenceScores, at = 0): void {
   if (model.evaluateEach) {
-    // same passes, one weight upload for the whole chunk
+    // the same numbers, one weight upload for the whole chunk and shared passes
     const r = model.evaluateEach(weights, sequences);
     out.nats.set(r.nats, at);
     out.tokens.set(r.tokens, at);

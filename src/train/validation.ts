@@ -106,7 +106,7 @@ export function refSequences(split: PreparedSplit, refs: readonly SequenceRef[])
 }
 
 /**
- * Score `refs` (one forward pass each). With `bytesOf`, bits per byte of the scored sequences are
+ * Score `refs` (each sequence on its own). With `bytesOf`, bits per byte of the scored sequences are
  * exact when `refs` is the whole split; for a sample, pass `tokensPerByte` of the whole split
  * (splitTokensPerByte) and bits per byte is the loss scaled by it, with the loss's standard error.
  */
