@@ -1,7 +1,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_TRAIN, type TrainConfig, loadConfig } from '../src/config/index.ts';
-import { createOptimizer, decayMaskFor, learningRate, clipGlobalNorm, globalNorm } from '../src/optim/index.ts';
+import { createOptimizer, decayMaskFor, learningRate, lrGroupsFor, clipGlobalNorm, globalNorm } from '../src/optim/index.ts';
 import { buildLayout } from '../src/model/layout.ts';
 
 const cfg = (o: Partial<TrainConfig>): TrainConfig => ({ ...DEFAULT_TRAIN, weight_decay: 0, ...o });
@@ -112,6 +112,43 @@ test('decayMaskFor masks matrices and the embedding, not norms or biases', () =>
     const view = mask.subarray(p.offset, p.offset + p.size);
     assert.ok(view.every((x) => x === want), `${p.name} (${p.kind}) should be ${want}`);
   }
+});
+
+test('lr groups: a range steps exactly like an optimizer at lr × scale, the rest like one at lr; state and decay follow', () => {
+  const n = 7, a = 2, b = 5, scale = 10;
+  const rngVals = (k: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 1.7 + k) * (i + 1));
+  for (const name of ['sgd', 'momentum', 'rmsprop', 'adam'] as const) {
+    const c = cfg({ optimizer: name, weight_decay: 0.1 });
+    const mask = Uint8Array.from([1, 1, 1, 0, 1, 1, 0]);
+    const grouped = createOptimizer(c, n, { decayMask: mask, lrGroups: [{ offset: a, size: b - a, scale }] });
+    const plain = createOptimizer(c, n, { decayMask: mask });
+    const fast = createOptimizer(c, n, { decayMask: mask });
+    const w = rngVals(0), wPlain = w.slice(), wFast = w.slice();
+    for (let step = 1; step <= 3; step++) {
+      const g = rngVals(step), lr = 0.01 * step;
+      grouped.step(w, g, lr);
+      plain.step(wPlain, g, lr);
+      fast.step(wFast, g, lr * scale);
+    }
+    const want = [...wPlain.subarray(0, a), ...wFast.subarray(a, b), ...wPlain.subarray(b)];
+    assert.deepEqual(Array.from(w), want, `${name}: grouped result is the plain result outside the range and lr×scale inside`);
+    assert.notDeepEqual(Array.from(w.subarray(a, b)), Array.from(wPlain.subarray(a, b)), `${name}: the scale changed something`);
+    for (const [k, buf] of Object.entries(grouped.getState().buffers)) {
+      const pb = plain.getState().buffers[k], fb = fast.getState().buffers[k];
+      assert.deepEqual(Array.from(buf), [...pb.subarray(0, a), ...fb.subarray(a, b), ...pb.subarray(b)], `${name}: buffer ${k}`);
+    }
+  }
+  assert.throws(() => createOptimizer(cfg({}), 4, { lrGroups: [{ offset: 2, size: 3, scale: 2 }] }), /outside/);
+  assert.throws(() => createOptimizer(cfg({}), 4, { lrGroups: [{ offset: 0, size: 2, scale: 2 }, { offset: 1, size: 2, scale: 2 }] }), /overlaps/);
+  assert.throws(() => createOptimizer(cfg({}), 4, { lrGroups: [{ offset: 0, size: 2, scale: 0 }] }), /positive/);
+});
+
+test('lrGroupsFor: the token embedding at embedding_lr_scale, nothing when the scale is 1', () => {
+  const c = loadConfig('configs/test.yaml');
+  const L = buildLayout(c.model);
+  assert.deepEqual(lrGroupsFor(L, { embedding_lr_scale: 1 }), []);
+  const e = L.byName.get('tok_embeddings.weight')!;
+  assert.deepEqual(lrGroupsFor(L, { embedding_lr_scale: 10 }), [{ offset: e.offset, size: e.size, scale: 10 }]);
 });
 
 test('state round trip: a restored optimizer continues bit-exactly; getState is a copy', () => {

@@ -38,6 +38,8 @@ export interface ModelConfig {
  */
 export interface TrainConfig extends OptimizerConfig, ScheduleConfig {
   clip_norm: number;
+  /** the token embedding's learning rate (and decay) is the scheduled lr × this (src/optim `lrGroupsFor`) */
+  embedding_lr_scale: number;
   /** tokens (padded positions) in one global batch; a batch comes from one bucket */
   batch_tokens: number;
   /** fixed number of micro-shards a global batch is cut into (the unit of distributed work) */
@@ -78,7 +80,7 @@ export const DEFAULT_MODEL: ModelConfig = {
 export const DEFAULT_TRAIN: TrainConfig = {
   optimizer: 'adam', lr: 3e-3, min_lr: 3e-4, warmup_steps: 20, steps: 200,
   beta1: 0.9, beta2: 0.95, eps: 1e-8, momentum: 0.9, rms_decay: 0.99, weight_decay: 0.0,
-  clip_norm: 1.0, batch_tokens: 4096, micro_shards: 8, max_micro_batch_tokens: 2048, grad_codec: 'fp32',
+  embedding_lr_scale: 1, clip_norm: 1.0, batch_tokens: 4096, micro_shards: 8, max_micro_batch_tokens: 2048, grad_codec: 'fp32',
   eval_every: 50, eval_sequences: 256, checkpoint_every: 50, log_every: 10, seed: 42,
 };
 
@@ -120,6 +122,7 @@ export const TRAIN_SCHEMA = z.strictObject({
   momentum: fraction().default(t('momentum')),
   rms_decay: fraction().default(t('rms_decay')),
   weight_decay: z.number().min(0).default(t('weight_decay')).describe('decoupled, on matrices only'),
+  embedding_lr_scale: z.number().positive().default(t('embedding_lr_scale')).describe("the token embedding's learning rate is lr × this"),
   clip_norm: z.number().min(0).default(t('clip_norm')).describe('global gradient-norm clip (0 = off)'),
   batch_tokens: int(1).default(t('batch_tokens')).describe('padded token positions per batch'),
   micro_shards: int(1).default(t('micro_shards')).describe('micro-shards per batch: the unit of distributed work'),

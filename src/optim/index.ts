@@ -2,7 +2,7 @@
  * First-order optimizers over the flat parameter vector (the contract is `./types.ts`).
  *
  *   import { createOptimizer, decayMaskFor } from '../optim/index.js';
- *   const opt = createOptimizer(cfg.train, layout.total, { decayMask: decayMaskFor(layout) });
+ *   const opt = createOptimizer(cfg.train, layout.total, { decayMask: decayMaskFor(layout), lrGroups: lrGroupsFor(layout, cfg.train) });
  *   clipGlobalNorm(grad, cfg.train.clip_norm);           // ../optim/clip.js, grad already averaged
  *   opt.step(params, grad, learningRate(step, cfg.train)); // ../optim/schedule.js
  *   checkpoint.optimizer = opt.getState();                // copies; opt.setState(s) on resume
@@ -16,6 +16,9 @@
  *             w −= lr·(m/(1−β1ᵗ)) / (√(v/(1−β2ᵗ)) + eps)         (bias corrected)
  * Decoupled weight decay (AdamW style, any optimizer): w −= lr·wd·w, using the weight before the
  * update, only where `decayMask` is 1 (default: everywhere when no mask is given).
+ * Learning-rate groups (`lrGroups`, see `lrGroupsFor`): a parameter range whose lr (and with it its
+ * decay lr·wd) is the scheduled lr times a scale; the rule runs once per range on views of the
+ * arrays, so a range's elements get exactly the arithmetic of an optimizer run at lr·scale.
  *
  * Each step (a rule's `step`, see RuleStep in ./types.ts) is ONE pass over the arrays with no
  * allocation: per element the arithmetic is done in float64 (JS numbers) and rounded to float32
@@ -32,11 +35,20 @@ export { clipGlobalNorm, globalNorm } from './clip.js';
 export interface OptimizerOptions {
   /** 1 where decoupled weight decay applies (see `decayMaskFor`); length `total`. */
   decayMask?: Uint8Array;
+  /** ranges whose learning rate is scaled (see `lrGroupsFor`); disjoint; elsewhere scale 1 */
+  lrGroups?: readonly LrGroup[];
+}
+
+/** A parameter range [offset, offset + size) stepped at the scheduled lr × `scale`. */
+export interface LrGroup {
+  offset: number;
+  size: number;
+  scale: number;
 }
 
 /**
- * The parameter table the decay mask reads (src/model/layout.ts's Layout satisfies it; declared
- * here so that optim depends on no other folder).
+ * The parameter table the decay mask and the lr groups read (src/model/layout.ts's Layout satisfies
+ * it; declared here so that optim depends on no other folder).
  */
 export interface ParamTable {
   total: number;
@@ -55,16 +67,52 @@ export function decayMaskFor(layout: ParamTable): Uint8Array {
   return mask;
 }
 
+/**
+ * The lr groups a config asks for: the token embedding (kind 'embedding'; with tied embeddings it is
+ * also the output head) at `embedding_lr_scale` × lr. None when the scale is 1.
+ *
+ * Why: Adam moves a weight by about lr a step wherever its gradient is consistent, but an embedding
+ * row has a gradient only in steps whose batch holds its token, so a rare token's row gets few
+ * steps; a larger rate for the embedding alone lets those rows catch up (measured in the README,
+ * "The 30-minute recipe").
+ */
+export function lrGroupsFor(layout: ParamTable, train: { embedding_lr_scale: number }): LrGroup[] {
+  const scale = train.embedding_lr_scale;
+  if (scale === 1) return [];
+  return layout.params.filter((p) => p.kind === 'embedding').map((p) => ({ offset: p.offset, size: p.size, scale }));
+}
+
+/** [start, end, scale) ranges covering [0, total) in order: the groups plus scale-1 gaps. */
+function lrRanges(groups: readonly LrGroup[], total: number): [number, number, number][] {
+  const sorted = [...groups].sort((a, b) => a.offset - b.offset);
+  const out: [number, number, number][] = [];
+  let at = 0;
+  for (const g of sorted) {
+    if (!Number.isInteger(g.offset) || !Number.isInteger(g.size) || g.offset < at || g.size < 0 || g.offset + g.size > total) {
+      throw new Error(`createOptimizer: lr group [${g.offset}, +${g.size}) overlaps another or lies outside ${total} parameters`);
+    }
+    if (!(g.scale > 0) || !Number.isFinite(g.scale)) throw new Error(`createOptimizer: lr group scale ${g.scale} must be a positive number`);
+    if (g.offset > at) out.push([at, g.offset, 1]);
+    if (g.size > 0) out.push([g.offset, g.offset + g.size, g.scale]);
+    at = g.offset + g.size;
+  }
+  if (at < total) out.push([at, total, 1]);
+  return out;
+}
+
 class FlatOptimizer implements Optimizer {
   private t = 0;
   private readonly buf: Record<string, Float32Array> = {};
   private readonly rule: OptimizerRule;
+  /** [start, end, scale) ranges when lr groups are set; empty = one pass over everything at lr */
+  private readonly ranges: [number, number, number][];
 
   constructor(
     readonly name: OptimizerName,
     private readonly train: OptimizerHyperparams,
     private readonly total: number,
     private readonly decayMask: Uint8Array | undefined,
+    lrGroups: readonly LrGroup[],
   ) {
     if (!Number.isInteger(total) || total < 0) throw new Error(`createOptimizer: bad total ${total}`);
     if (decayMask && decayMask.length !== total) {
@@ -72,6 +120,7 @@ class FlatOptimizer implements Optimizer {
     }
     this.rule = optimizerRule(name);
     for (const b of this.rule.buffers) this.buf[b] = new Float32Array(total);
+    this.ranges = lrGroups.length > 0 ? lrRanges(lrGroups, total) : [];
   }
 
   step(w: Float32Array, g: Float32Array, lr: number): void {
@@ -84,7 +133,20 @@ class FlatOptimizer implements Optimizer {
     // Decoupled decay from the pre-update weight: w' = w − lr·wd·w − lr·update, folded by the rule
     // into its single pass (see RuleStep in ./types.ts).
     const decay = wd > 0 ? lr * wd : 0;
-    this.rule.step({ w, g, lr, decay, mask: this.decayMask, t: this.t, hp: this.train, buf: this.buf });
+    if (this.ranges.length === 0) {
+      this.rule.step({ w, g, lr, decay, mask: this.decayMask, t: this.t, hp: this.train, buf: this.buf });
+      return;
+    }
+    // One pass per range, on views: the rule loops to its view's length (see RuleStep.w).
+    for (const [a, b, scale] of this.ranges) {
+      const buf: Record<string, Float32Array> = {};
+      for (const k of this.rule.buffers) buf[k] = this.buf[k].subarray(a, b);
+      const lrs = lr * scale;
+      this.rule.step({
+        w: w.subarray(a, b), g: g.subarray(a, b), lr: lrs, decay: wd > 0 ? lrs * wd : 0,
+        mask: this.decayMask?.subarray(a, b), t: this.t, hp: this.train, buf,
+      });
+    }
   }
 
   /** A copy of the state (safe to serialise while training continues). */
@@ -115,7 +177,7 @@ class FlatOptimizer implements Optimizer {
  */
 export function createOptimizer(train: OptimizerConfig, total: number, opts: OptimizerOptions = {}): Optimizer {
   if (!isOptimizerName(train.optimizer)) throw new Error(`unknown optimizer '${String(train.optimizer)}'`);
-  return new FlatOptimizer(train.optimizer, train, total, opts.decayMask);
+  return new FlatOptimizer(train.optimizer, train, total, opts.decayMask, opts.lrGroups ?? []);
 }
 
 /** Names of the moment buffers an optimizer keeps (for checkpoint validation). */

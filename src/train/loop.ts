@@ -23,7 +23,7 @@ import { NoWorkersError } from '../fleet/coordinator/step-run.js';
 import type { RemoteOptions } from '../fleet/coordinator/ws-server.js';
 import { finalizeGradient } from '../fleet/reduce.js';
 import { buildLayout, initParams } from '../model/layout.js';
-import { clipGlobalNorm, createOptimizer, decayMaskFor, learningRate } from '../optim/index.js';
+import { clipGlobalNorm, createOptimizer, decayMaskFor, learningRate, lrGroupsFor } from '../optim/index.js';
 import { DivergedError, UserError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -178,7 +178,7 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
   checkSplitsFit(o.dataDir, ds, V);
   const samplerOpts = { batchTokens: train.batch_tokens, seed: train.seed };
   const sampler = ck?.sampler ? BatchSampler.restore(trainSplit, samplerOpts, ck.sampler) : new BatchSampler(trainSplit, samplerOpts);
-  const optimizer = createOptimizer(train, layout.total, { decayMask: decayMaskFor(layout) });
+  const optimizer = createOptimizer(train, layout.total, { decayMask: decayMaskFor(layout), lrGroups: lrGroupsFor(layout, train) });
   if (ck) optimizer.setState(ck.optimizer);
   const startStep = ck?.step ?? 0;
   let lastTrainLoss: number | null = ck && typeof ck.meta.trainLoss === 'number' ? ck.meta.trainLoss : null;
