@@ -1,7 +1,7 @@
 /**
  * First-order optimizers over the flat parameter vector (the contract is `./types.ts`).
  *
- *   import { createOptimizer, decayMaskFor } from '../optim/index.js';
+ *   import { createOptimizer, decayMaskFor, lrGroupsFor } from '../optim/index.js';
  *   const opt = createOptimizer(cfg.train, layout.total, { decayMask: decayMaskFor(layout), lrGroups: lrGroupsFor(layout, cfg.train) });
  *   clipGlobalNorm(grad, cfg.train.clip_norm);           // ../optim/clip.js, grad already averaged
  *   opt.step(params, grad, learningRate(step, cfg.train)); // ../optim/schedule.js
