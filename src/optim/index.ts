@@ -104,8 +104,10 @@ class FlatOptimizer implements Optimizer {
   private t = 0;
   private readonly buf: Record<string, Float32Array> = {};
   private readonly rule: OptimizerRule;
-  /** [start, end, scale) ranges when lr groups are set; empty = one pass over everything at lr */
+  /** [start, end, scale) ranges covering the parameters (one, [0, total) at scale 1, without lr groups) */
   private readonly ranges: [number, number, number][];
+  /** each range's views of the state buffers (the buffers are never replaced: setState copies in) */
+  private readonly rangeBufs: Record<string, Float32Array>[];
 
   constructor(
     readonly name: OptimizerName,
@@ -120,7 +122,8 @@ class FlatOptimizer implements Optimizer {
     }
     this.rule = optimizerRule(name);
     for (const b of this.rule.buffers) this.buf[b] = new Float32Array(total);
-    this.ranges = lrGroups.length > 0 ? lrRanges(lrGroups, total) : [];
+    this.ranges = lrRanges(lrGroups, total);
+    this.rangeBufs = this.ranges.map(([a, b]) => Object.fromEntries(this.rule.buffers.map((k) => [k, this.buf[k].subarray(a, b)])));
   }
 
   step(w: Float32Array, g: Float32Array, lr: number): void {
@@ -130,23 +133,16 @@ class FlatOptimizer implements Optimizer {
     }
     this.t++;
     const wd = this.train.weight_decay;
-    // Decoupled decay from the pre-update weight: w' = w − lr·wd·w − lr·update, folded by the rule
-    // into its single pass (see RuleStep in ./types.ts).
-    const decay = wd > 0 ? lr * wd : 0;
-    if (this.ranges.length === 0) {
-      this.rule.step({ w, g, lr, decay, mask: this.decayMask, t: this.t, hp: this.train, buf: this.buf });
-      return;
-    }
-    // One pass per range, on views: the rule loops to its view's length (see RuleStep.w).
-    for (const [a, b, scale] of this.ranges) {
-      const buf: Record<string, Float32Array> = {};
-      for (const k of this.rule.buffers) buf[k] = this.buf[k].subarray(a, b);
+    // One pass per range (without lr groups: one, over everything), on views: the rule loops to
+    // its view's length (see RuleStep.w). Decoupled decay from the pre-update weight,
+    // w' = w − lr·wd·w − lr·update, is folded by the rule into that pass (see RuleStep in ./types.ts).
+    this.ranges.forEach(([a, b, scale], r) => {
       const lrs = lr * scale;
       this.rule.step({
         w: w.subarray(a, b), g: g.subarray(a, b), lr: lrs, decay: wd > 0 ? lrs * wd : 0,
-        mask: this.decayMask?.subarray(a, b), t: this.t, hp: this.train, buf,
+        mask: this.decayMask?.subarray(a, b), t: this.t, hp: this.train, buf: this.rangeBufs[r],
       });
-    }
+    });
   }
 
   /** A copy of the state (safe to serialise while training continues). */
