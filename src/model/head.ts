@@ -6,8 +6,8 @@
  * the loss and its gradient g = softmax − onehot [n, V] at once. The head's weight gradient is
  * gᵀ·h (compute-bound) rather than hᵀ·g (memory-bound in XNNPACK: the [n, V] right operand is
  * packed afresh and re-streamed per 4 output rows; measured 15 against 7 ms a 128-row chunk), with
- * gᵀ [V, n] from the backend's Transpose (XNNPACK: ~4.5 ms a 128-row chunk in a training step,
- * where a JS copy inside the kernel took ~7 ms). It is accumulated as dWoutᵀ [V, d] and handed
+ * gᵀ [V, n] from the backend's Transpose (XNNPACK: ~2 ms a 120-row chunk in a training step,
+ * where a JS copy inside the kernel took ~7 ms at 128 rows). It is accumulated as dWoutᵀ [V, d] and handed
  * back in the shape of the parameter it lands in (headGrads).
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -17,11 +17,15 @@ import type { Pass, T2 } from './weights.js';
 
 /**
  * Rows of the [tokens, vocab] logits computed at once by the training head. Small on purpose: a
- * [128, 10000] block (5 MB) stays in cache, and two replicas computing at once no longer fight over
- * memory bandwidth. Measured (bench-scaling, median of 3): 2 threads vs 1 went 1.35× → 1.55× from
- * 2048 to 128 rows, with single-thread speed unchanged (bench-step 674 → 641 ms); 64 was slower.
+ * [120, 10000] block (4.8 MB) stays in cache, and two replicas computing at once no longer fight
+ * over memory bandwidth. Measured (bench-scaling, median of 3): 2 threads vs 1 went 1.35× → 1.55×
+ * from 2048 to 128 rows, with single-thread speed unchanged (bench-step 674 → 641 ms); 64 was slower.
+ * Not a power of two: gᵀ [V, n] with n = 128 or 256 has a 512-byte (1 KB) row stride, and XNNPACK's
+ * transpose writing it ran ~2× slower than at the other sizes from 96 to 144 rows (cache-set
+ * conflicts). On 8 × 251 positions the head's transposes took 68 ms at 128 rows against 34 ms at
+ * 120 (tf.profile, 2026-12-03).
  */
-export const HEAD_CHUNK = 128;
+export const HEAD_CHUNK = 120;
 
 
 /** logits = h·Wout:  h [n, d] → [n, V]  (evaluation output, no loss). */
