@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend, activeBackend, softmaxCrossEntropy, softmaxCrossEntropyWithGrad } from '../src/backend/index.ts';
+import { initBackend, activeBackend, readFloats, softmaxCrossEntropy, softmaxCrossEntropyWithGrad } from '../src/backend/index.ts';
 import { softmaxCrossEntropyComposite } from '../src/backend/kernels.ts';
 import { registerStockGradients } from '../src/backend/autodiff.ts';
 import { Rng } from '../src/util/rng.ts';
@@ -157,6 +157,16 @@ test('fused softmax cross-entropy: loss and gradient equal the stock formulation
     }
     assert.ok(grad.subarray(3 * V, 4 * V).every((v) => v === 0), 'masked row has zero gradient');
     assert.equal(loss[3], 0);
+  }
+});
+
+test('readFloats: the values of a float32 tensor (a heap view on wasm, a copy elsewhere)', async () => {
+  for (const backend of ['wasm', 'cpu'] as const) {
+    await initBackend(backend);
+    const x = tf.tensor2d([[1.5, -2, 3], [4, 5e-8, -6]]);
+    const y = tf.mul(x, 2);                             // a kernel output, not an upload
+    assert.deepEqual(Array.from(readFloats(y)), [1.5, -2, 3, 4, 5e-8, -6].map((v) => Math.fround(v) * 2), backend);
+    tf.dispose([x, y]);
   }
 });
 

@@ -217,6 +217,15 @@ test('computeGradientsEach: several batches in one pass, each result the bytes c
     });
     // the batches are different: results that all matched one another would prove nothing
     assert.ok(!bytes(each[0].grad).equals(bytes(each[1].grad)));
+    // into caller buffers (dirty ones: they are zeroed first): the same bytes, in those buffers
+    const into = batches.map(() => new Float32Array(model.layout.total).fill(7));
+    const reused = model.computeGradientsEach(params, batches, into);
+    reused.forEach((r, i) => {
+      assert.equal(r.grad, into[i], `${label} batch ${i}: written into the caller's buffer`);
+      assert.ok(bytes(r.grad).equals(bytes(each[i].grad)), `${label} batch ${i}: bytes differ with caller buffers`);
+    });
+    assert.throws(() => model.computeGradientsEach(params, batches, into.slice(1)), /buffers for/);
+    assert.throws(() => model.computeGradientsEach(params, batches, [new Float32Array(3), ...into.slice(1)]), /buffer 0 has 3 floats/);
     model.dispose();
   };
   for (const backend of ['wasm', 'cpu'] as const) {

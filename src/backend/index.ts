@@ -36,7 +36,7 @@ tf.env().set('PROD', true);
 
 export type { ActiveBackend, BackendName, BackendSpec } from './registry.js';
 export { BACKENDS, BACKEND_NAMES, isBackendName } from './registry.js';
-export { softmaxCrossEntropy, softmaxCrossEntropyWithGrad, setStockKernels } from './kernels.js';
+export { readFloats, softmaxCrossEntropy, softmaxCrossEntropyWithGrad, setStockKernels } from './kernels.js';
 
 let active: ActiveBackend | undefined;
 let pending: Promise<ActiveBackend> | undefined;

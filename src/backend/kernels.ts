@@ -75,6 +75,18 @@ function disposeInfo(b: Backend, t: TensorInfo): void {
   else (b as CpuLike).disposeIntermediateTensorInfo(t);
 }
 
+/**
+ * A float32 tensor's values without a copy where the backend keeps them in JS-reachable memory
+ * (a view of the wasm heap), else `dataSync()` (a copy). A heap view is valid only until the next
+ * tensor allocation (which can grow the heap): read it at once. Used to add a pass's gradients
+ * into the flat gradient, where a copy per tensor allocated ~3 MB of garbage per segment.
+ */
+export function readFloats(t: tf.Tensor): Float32Array {
+  const b = tf.backend() as Backend;
+  if (t.dtype === 'float32' && isWasm(b)) return b.typedArrayFromHeap({ dataId: t.dataId, shape: t.shape, dtype: t.dtype }) as Float32Array;
+  return t.dataSync() as Float32Array;
+}
+
 // ---------------------------------------------------------------------------------------------
 // 1. UnsortedSegmentSum: out[ids[i], :] += x[i, :]   (x [n, ...rest], ids [n] → out [numSegments, ...rest])
 

@@ -14,10 +14,12 @@ export interface LanguageModel {
   computeGradients(params: Float32Array, batch: TokenBatch): GradResult;
   /**
    * computeGradients of each batch, every result the same bytes as computeGradients on that batch
-   * alone; a model may compute several batches in one pass (bigger matmuls). Optional: a model that
+   * alone; a model may compute several batches in one pass (bigger matmuls). With `into`, batch k's
+   * flat gradient is written into `into[k]` (`layout.total` floats, zeroed first) and returned as
+   * its `grad`, so a caller can reuse its buffers call after call. Optional: a model that
    * lacks it is called through computeGradients (src/fleet/worker/compute.ts).
    */
-  computeGradientsEach?(params: Float32Array, batches: readonly TokenBatch[]): GradResult[];
+  computeGradientsEach?(params: Float32Array, batches: readonly TokenBatch[], into?: readonly Float32Array[]): GradResult[];
   /** Summed loss and token count, no gradient. */
   evaluate(params: Float32Array, batch: TokenBatch): LossResult;
   /**

@@ -43,6 +43,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../config/index.js';
 import type { IncrementalDecoder, LanguageModel } from './api.js';
+import { readFloats } from '../backend/kernels.js';
 import { AttentionTables } from './attention.js';
 import { blockBackward, blockForward, type BlockCache } from './block.js';
 import { EMBED_GRAD, embeddingBackward, embeddingForward, sparseEmbeddingRows } from './embedding.js';
@@ -86,9 +87,14 @@ export class TransformerModel implements LanguageModel {
    * together, as segments of one pass of ≤ PASS_TOKENS positions (bigger matmuls, one upload of the
    * weights): each segment gets its own parameter gradients, added into its batch's in order.
    */
-  computeGradientsEach(params: Float32Array, batches: readonly TokenBatch[]): GradResult[] {
+  computeGradientsEach(params: Float32Array, batches: readonly TokenBatch[], into?: readonly Float32Array[]): GradResult[] {
     this.checkParams(params);
-    const grads = batches.map(() => new Float32Array(this.layout.total));
+    if (into && into.length < batches.length) throw new Error(`computeGradientsEach: ${into.length} buffers for ${batches.length} batches`);
+    const grads = batches.map((_, i) => {
+      if (!into) return new Float32Array(this.layout.total);
+      if (into[i].length !== this.layout.total) throw new Error(`computeGradientsEach: buffer ${i} has ${into[i].length} floats, layout needs ${this.layout.total}`);
+      return into[i].fill(0);
+    });
     const sums = batches.map(() => ({ lossSum: 0, tokenCount: 0 }));
     const W = uploadWeights(this.layout, this.config, params);
     try {
@@ -272,13 +278,10 @@ export class TransformerModel implements LanguageModel {
       segments.forEach((seg, k) => {
         const grad = grads[k];
         for (const [name, ts] of Object.entries(out)) {
-          const v = ts[k].dataSync() as Float32Array;
-          ts[k].dispose();
+          const v = readFloats(ts[k]);                                   // no copy on wasm: used at once
           if (name === EMBED_GRAD) embeddingBackward(this.config, v, inputs.subarray(seg.start, seg.start + seg.size), grad);
-          else {
-            const spec = this.layout.byName.get(name)!;
-            addInto(grad, spec.offset, v);
-          }
+          else addInto(grad, this.layout.byName.get(name)!.offset, v);
+          ts[k].dispose();
         }
       });
     }

@@ -4,7 +4,7 @@
  * (../reduce.ts), so the result is the same bytes whoever computes it.
  */
 import type { LanguageModel } from '../../model/api.js';
-import type { TokenBatch } from '../../model/types.js';
+import type { GradResult, TokenBatch } from '../../model/types.js';
 import type { ResultMsg, TaskMsg } from '../contract.js';
 import { combine, nodeRule, reduceNode, type GradSum } from '../reduce.js';
 import { blockShards, shardRange, type Block } from '../shard-tree.js';
@@ -41,10 +41,31 @@ export function taskCalls(batchRows: number, shards: number, s0: number, s1: num
 }
 
 /**
+ * This thread's flat gradient buffers, one per chunk of a task, reused task after task: a fresh
+ * `layout.total`-float array per chunk (5.9 MB for the seed model), plus a copy of its tail, was most
+ * of a step's garbage. Chunk k of a task writes buffers[k]; they stay the task's until it returns.
+ */
+const scratch: Float32Array[] = [];
+
+function scratchBuffers(from: number, n: number, size: number): Float32Array[] {
+  if (scratch.length > 0 && scratch[0].length !== size) scratch.length = 0; // another model in this thread
+  while (scratch.length < from + n) scratch.push(new Float32Array(size));
+  return scratch.slice(from, from + n);
+}
+
+/** Each batch's gradient, written into `into` (a model without computeGradientsEach: copied there). */
+function gradientsInto(model: LanguageModel, params: Float32Array, batches: TokenBatch[], into: Float32Array[]): GradResult[] {
+  if (model.computeGradientsEach) return model.computeGradientsEach(params, batches, into);
+  return batches.map((b, k) => { const g = model.computeGradients(params, b); into[k].set(g.grad); return { ...g, grad: into[k] }; });
+}
+
+/**
  * Compute a task: every shard (leaf) of the block, pre-added with the fixed tree. A leaf's sum is
  * its chunks' gradients added left to right, then rounded by the node rule (the fp16 codec; fp32:
  * as is). The chunks go to the model in the calls of taskCalls, so the result does not depend on
- * how the model groups them.
+ * how the model groups them. The sums are formed in this thread's scratch buffers (a node's `rest`
+ * is a view of its first chunk's buffer, added into in place); only the block's sum is copied out,
+ * into arrays the result owns (they are transferred).
  */
 export function computeTask(model: LanguageModel, params: Float32Array, t: TaskMsg): ResultMsg {
   const t0 = performance.now();
@@ -54,23 +75,22 @@ export function computeTask(model: LanguageModel, params: Float32Array, t: TaskM
   const [s0, s1] = blockShards(block, t.shards);
   const leaves = new Map<number, GradSum | null>();
   for (let s = s0; s < s1; s++) leaves.set(s, null);
+  let used = 0;
   for (const call of taskCalls(t.batchRows, t.shards, s0, s1, t.seqLen, t.maxTokens)) {
     const batches = call.map((c): TokenBatch => ({ tokens: t.tokens.subarray((c.r0 - t.rowStart) * t.seqLen, (c.r1 - t.rowStart) * t.seqLen), rows: c.r1 - c.r0, seqLen: t.seqLen }));
-    const grads = model.computeGradientsEach ? model.computeGradientsEach(params, batches) : batches.map((b) => model.computeGradients(params, b));
+    const grads = gradientsInto(model, params, batches, scratchBuffers(used, call.length, model.layout.total));
+    used += call.length;
     call.forEach((c, k) => {
       const g = grads[k];
-      // copies: the model may reuse its buffers, and results are transferred
-      const part: GradSum = {
-        lossSum: g.lossSum, tokenCount: g.tokenCount, rest: g.grad.slice(E),
-        emb: { rows: g.embedding.rows.slice(), values: g.embedding.values.slice() },
-      };
+      const part: GradSum = { lossSum: g.lossSum, tokenCount: g.tokenCount, rest: g.grad.subarray(E), emb: g.embedding };
       const acc = combine(leaves.get(c.leaf) ?? null, part, rule.d)!;
       if (c.last) rule.round?.(acc);
       leaves.set(c.leaf, acc);
     });
   }
   const sum = reduceNode(block, t.shards, rule, (b) => (b.level === 0 ? leaves.get(b.index) ?? null : undefined));
-  return toResult(t, sum, (performance.now() - t0) / 1000, model.layout.total - model.layout.embedding.size);
+  const owned = sum && { ...sum, rest: sum.rest.slice(), emb: { rows: sum.emb.rows.slice(), values: sum.emb.values.slice() } };
+  return toResult(t, owned, (performance.now() - t0) / 1000, model.layout.total - model.layout.embedding.size);
 }
 
 /** The result message of task `t` with block sum `sum` (null: the block had no rows). */
