@@ -212,8 +212,21 @@ function mixMs(c: Ceiling, mix: Record<string, number>, stat: 'batchMs' | 'batch
 // ---------------------------------------------------------------------------------------------
 // one run of the coordinator
 
-interface StepRecord { type: 'step'; time: string; step: number; tokens: number; paddedTokens: number; bucket: number; loss: number; timing: { total: number } }
-interface WorkerRecord { type: 'worker'; step: number; workerId: string; bytesSent: number; bytesReceived: number; microShards: number }
+interface StepRecord {
+  type: 'step'; time: string; step: number; tokens: number; paddedTokens: number; bucket: number; loss: number;
+  timing: { total: number; waitStragglers: number; optimizer: number };
+}
+interface WorkerRecord { type: 'worker'; step: number; workerId: string; bytesSent: number; bytesReceived: number; microShards: number; computeSeconds: number }
+
+/**
+ * Where a counted step's wall time goes (means over the counted steps, seconds): the workers busy
+ * computing (Σ of their tasks' compute time, per worker that computed in the step: with more
+ * threads than cores, per core slot), the wait for the last task once the
+ * first worker ran out of work, the optimizer (with the gradient's finalisation and clipping), and
+ * what is left on the critical path: step − optimizer − the busiest worker's compute (handing out
+ * tasks and taking results: what overlapping the next task with the current one could hide).
+ */
+interface StepAnatomy { step: number; busyPerWorker: number; stragglers: number; optimizer: number; gaps: number }
 
 interface Row {
   name: string;
@@ -240,6 +253,27 @@ interface Row {
   /** mean training loss of the last 5 steps (nats/token): the fp16 codec's effect on what is learnt */
   lossLast5: number;
   childSeconds: number;
+  anatomy: StepAnatomy;
+}
+
+function anatomyOf(steps: StepRecord[], workers: WorkerRecord[]): StepAnatomy {
+  const busy = new Map<number, Map<string, number>>();
+  for (const w of workers) {
+    const m = busy.get(w.step) ?? new Map<string, number>();
+    m.set(w.workerId, (m.get(w.workerId) ?? 0) + w.computeSeconds);
+    busy.set(w.step, m);
+  }
+  const a: StepAnatomy = { step: 0, busyPerWorker: 0, stragglers: 0, optimizer: 0, gaps: 0 };
+  for (const s of steps) {
+    const per = [...(busy.get(s.step)?.values() ?? [])];
+    a.step += s.timing.total;
+    a.busyPerWorker += per.reduce((x, y) => x + y, 0) / Math.max(1, per.length); // the workers (slots) that computed
+    a.stragglers += s.timing.waitStragglers;
+    a.optimizer += s.timing.optimizer;
+    a.gaps += s.timing.total - s.timing.optimizer - Math.max(0, ...per);
+  }
+  const n = Math.max(1, steps.length);
+  return { step: a.step / n, busyPerWorker: a.busyPerWorker / n, stragglers: a.stragglers / n, optimizer: a.optimizer / n, gaps: a.gaps / n };
 }
 
 function readLog(outDir: string): { steps: StepRecord[]; workers: WorkerRecord[] } {
@@ -277,6 +311,7 @@ function summarize(name: string, transport: 'thread' | 'ws', workers: number, ou
     bytesSentPerWorkerStep: transport === 'ws' && w.length ? w.reduce((a, r) => a + r.bytesSent, 0) / w.length : null,
     bytesReceivedPerWorkerStep: transport === 'ws' && w.length ? w.reduce((a, r) => a + r.bytesReceived, 0) / w.length : null,
     weightsSha256, childSeconds, round: 1, lossLast5: log.steps.slice(-5).reduce((a, r) => a + r.loss, 0) / Math.min(5, log.steps.length),
+    anatomy: anatomyOf(counted, w),
   };
 }
 
@@ -423,6 +458,13 @@ async function main(): Promise<void> {
       ['run', 'tokens/s', 'positions/s', 'ceiling tokens/s', '% of ceiling', 'wall s', 'MB to worker/step', 'MB from worker/step', 'loss, last 5 steps', 'weights'],
       ...rows.map((r) => [repeat > 1 ? `${r.name} #${r.round}` : r.name, r.tokensPerSec.toFixed(0), r.positionsPerSec.toFixed(0), r.ceilingTokensPerSec.toFixed(0), `${(100 * r.ofCeiling).toFixed(1)} %`,
         r.wallSeconds.toFixed(1), mb(r.bytesSentPerWorkerStep), mb(r.bytesReceivedPerWorkerStep), r.lossLast5.toFixed(4), r.weightsSha256?.slice(0, 12) ?? '?']),
+    ]);
+    console.log('\nwhere a step goes (means over the counted steps; gaps = step − optimizer − the busiest worker\'s compute: handing out tasks and taking results):');
+    const pctOf = (x: number, r: Row) => `${(100 * x / r.anatomy.step).toFixed(1)} %`;
+    printTable([
+      ['run', 'step s', 'workers busy', 'waiting for the last task', 'optimizer', 'gaps'],
+      ...rows.map((r) => [repeat > 1 ? `${r.name} #${r.round}` : r.name, r.anatomy.step.toFixed(3), pctOf(r.anatomy.busyPerWorker, r),
+        pctOf(r.anatomy.stragglers, r), pctOf(r.anatomy.optimizer, r), pctOf(r.anatomy.gaps, r)]),
     ]);
     const shas = new Set(rows.filter((r) => !r.name.endsWith('-fp16')).map((r) => r.weightsSha256));
     console.log(`buckets of the counted steps: ${JSON.stringify(rows[0].bucketsSeen)}; weights ${shas.size === 1 ? 'identical in every fp32 run' : 'DIFFER between runs'} (the fp16 codec is another run, its own bytes)`);
