@@ -85,6 +85,29 @@ for (const attack of ATTACKS) {
   });
 }
 
+test('workers that may hold 2 tasks (WorkerLink.depth) get a next one while they compute; one idle worker gets work first; same bytes', async () => {
+  const b = paddedBatch(13);
+  const want = gradientSha(cfg, referenceSum(cfg, weights, b));
+  for (const depth of [undefined, 2]) {
+    const { scheduler } = toyScheduler(cfg);
+    const links = ['a', 'b'].map((id) => new FakeLink(id, cfg, () => weights, { depth }));
+    for (const l of links) scheduler.addLink(l);
+    for (let s = 0; s < 2; s++) assert.equal(gradientSha(cfg, (await within(scheduler.runStep(s, 0, b, SHARDS, 1024), 30_000, `depth ${depth} step ${s}`)).root), want);
+    // 2 workers, SHARDS (4) shards: 4 one-shard tasks a step
+    assert.deepEqual(links.map((l) => l.maxHeld), depth === 2 ? [2, 2] : [1, 1], `depth ${depth}`);
+    assert.deepEqual(links.map((l) => l.tasks.length), [4, 4], `depth ${depth}: every worker computed`);
+  }
+  // a worker that holds 2 next to one that holds 1: each takes a task before the first takes a second
+  const { scheduler } = toyScheduler(cfg);
+  const deep = new FakeLink('deep', cfg, () => weights, { depth: 2 }), flat = new FakeLink('flat', cfg, () => weights);
+  scheduler.addLink(deep);
+  scheduler.addLink(flat);
+  assert.equal(gradientSha(cfg, (await within(scheduler.runStep(0, 0, b, SHARDS, 1024), 30_000, 'mixed')).root), want);
+  assert.equal(deep.maxHeld, 2);
+  assert.equal(flat.maxHeld, 1);
+  assert.ok(flat.tasks.length >= 1, 'the worker that holds one got none');
+});
+
 test('a worker that keeps lying reaches maxStrikes: disconnected, removed and its identity banned', async () => {
   const { scheduler, ev } = toyScheduler(cfg, { maxStrikes: 3, banMs: 60_000 });
   const liar = new FakeLink('ws-1-mallory', cfg, () => weights, { identity: 'mallory', tamper: (r) => { r.tokenCount += 7; } });

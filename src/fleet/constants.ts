@@ -54,3 +54,9 @@ export function coordinatorMaxPayload(total: number, vocab: number): number {
 
 /** Largest frame a worker accepts by default (the weights are the biggest). */
 export const WORKER_MAX_PAYLOAD = 1 << 30;
+
+/**
+ * Tasks a remote worker holds at once (WorkerLink.depth): the next one is sent while the current
+ * one computes, so the worker starts it as soon as it has sent the result of the one before.
+ */
+export const WS_TASK_DEPTH = 2;

@@ -72,24 +72,33 @@ export class FakeLink implements WorkerLink {
   readonly kicked: string[] = [];
   /** changes each honest result (a lying or broken worker); may be set later */
   tamper: Tamper | undefined;
+  /** tasks it may hold at once (WorkerLink.depth) */
+  readonly depth: number | undefined;
+  /** most tasks it held at once */
+  maxHeld = 0;
+  private held = 0;
   private readonly model: LanguageModel;
 
-  constructor(readonly id: string, cfg: RunConfig, private readonly weights: () => Float32Array, opts: { identity?: string; transport?: Transport; tamper?: Tamper } = {}) {
+  constructor(readonly id: string, cfg: RunConfig, private readonly weights: () => Float32Array, opts: { identity?: string; transport?: Transport; tamper?: Tamper; depth?: number } = {}) {
     this.identity = opts.identity ?? id;
     this.transport = opts.transport ?? 'thread';
     this.model = createToyModel(cfg.model);
     this.tamper = opts.tamper;
+    this.depth = opts.depth;
   }
 
   async run(task: TaskMsg): Promise<ResultMsg> {
-    // answer asynchronously, as every real transport does
-    await new Promise<void>((r) => setImmediate(r));
-    if (this.kicked.length > 0) throw new LinkError('disconnected', `kicked: ${this.kicked[0]}`);
-    const n = this.tasks.length;
-    this.tasks.push(task);
-    const r = computeTask(this.model, this.weights(), task);
-    this.tamper?.(r, task, n);
-    return r;
+    this.maxHeld = Math.max(this.maxHeld, ++this.held);
+    try {
+      // answer asynchronously, as every real transport does
+      await new Promise<void>((r) => setImmediate(r));
+      if (this.kicked.length > 0) throw new LinkError('disconnected', `kicked: ${this.kicked[0]}`);
+      const n = this.tasks.length;
+      this.tasks.push(task);
+      const r = computeTask(this.model, this.weights(), task);
+      this.tamper?.(r, task, n);
+      return r;
+    } finally { this.held--; }
   }
 
   bytes() { return { sent: 0, received: 0 }; }

@@ -156,7 +156,7 @@ export class Scheduler implements StepHost {
       link.kick(`banned for ${Math.ceil(banned / 1000)} s after repeated rejected results`);
       return false;
     }
-    this.links.set(link.id, { link, busy: false, gone: false });
+    this.links.set(link.id, { link, running: 0, gone: false });
     this.countsChanged();
     queueMicrotask(() => this.wake?.());
     return true;

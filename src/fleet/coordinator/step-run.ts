@@ -75,7 +75,8 @@ export interface StepHost {
 /** A worker as the scheduler tracks it. */
 export interface WorkerSlot {
   link: WorkerLink;
-  busy: boolean;
+  /** its tasks in flight (at most link.depth) */
+  running: number;
   gone: boolean;
 }
 
@@ -291,8 +292,9 @@ export class StepRun {
   private accept(block: Block, r: ResultMsg, by: readonly WorkerLink[]): void {
     this.tree.add(block, resultToGradSum(r));
     this.lastResult = performance.now();
-    // the first worker to run out of work: from here on the step waits for stragglers
-    if (this.firstIdle === undefined && this.queue.length === 0) this.firstIdle = this.lastResult;
+    // the first worker to run out of work (nothing queued, nothing in its hands): from here on
+    // the step waits for stragglers
+    if (this.firstIdle === undefined && this.queue.length === 0 && [...this.host.slots()].some((s) => !s.gone && s.running === 0)) this.firstIdle = this.lastResult;
     for (const link of new Set(by)) this.statsOf(link).microShards += blockShardCount(block, this.shards);
   }
 
@@ -447,10 +449,11 @@ export class StepRun {
         this.host.cannotVerify();
       }
     }
-    slot.busy = true;
+    slot.running++;
     this.statsOf(slot.link);
     const entry: InFlight = { block, slot, timer: undefined, ballot };
-    const deadline = this.host.taskDeadlineMs;
+    // a task queued behind others on its worker starts when they end: its deadline is that much later
+    const deadline = this.host.taskDeadlineMs * slot.running;
     if (Number.isFinite(deadline)) {
       entry.timer = setTimeout(() => {
         if (this.finished) return;
@@ -466,14 +469,14 @@ export class StepRun {
     slot.link.run(task).then((r) => {
       if (entry.timer) clearTimeout(entry.timer);
       this.inflight.delete(task.taskId);
-      slot.busy = false;
+      slot.running--;
       if (this.finished) return;
       this.onResult(entry, task, facts, r);
       this.pump();
     }, (err: unknown) => {
       if (entry.timer) clearTimeout(entry.timer);
       this.inflight.delete(task.taskId);
-      slot.busy = false;
+      slot.running--;
       if (this.finished) return;
       this.onFailure(entry, err);
       this.pump();
@@ -493,13 +496,18 @@ export class StepRun {
     this.unstick();
     if (this.finished) return;
     if (this.tree.complete) { this.finish(); return; }
-    for (const slot of this.host.slots()) {
-      if (queue.length === 0) break;
-      if (slot.busy || slot.gone) continue;
-      const i = queue.findIndex((item) => this.eligible(item, slot));
-      if (i < 0) continue;
-      const [item] = queue.splice(i, 1);
-      this.dispatch(slot, item);
+    // a task to every idle worker first; then, while tasks are left, the next one to each worker
+    // that may hold more (link.depth): the work is spread before anyone gets a second task
+    const maxDepth = Math.max(1, ...[...this.host.slots()].map((s) => s.link.depth ?? 1));
+    for (let held = 0; held < maxDepth && queue.length > 0; held++) {
+      for (const slot of this.host.slots()) {
+        if (queue.length === 0) break;
+        if (slot.gone || slot.running !== held || held >= (slot.link.depth ?? 1)) continue;
+        const i = queue.findIndex((item) => this.eligible(item, slot));
+        if (i < 0) continue;
+        const [item] = queue.splice(i, 1);
+        this.dispatch(slot, item);
+      }
     }
     // blocks lost with a worker that left without an answer are requeued by its run() rejecting;
     // an expired task still running keeps its worker busy; if nothing is in flight or queued

@@ -24,6 +24,13 @@ export interface WorkerLink {
   readonly transport: Transport;
   /** Run one task. Rejects with a LinkError when the worker dies, disconnects or answers stale. */
   run(task: TaskMsg): Promise<ResultMsg>;
+  /**
+   * How many tasks the worker may hold at once (default 1). A worker that computes its tasks one
+   * after another (a remote worker) can be given its next task while the current one computes, so
+   * the hand-over — its result on the wire, checked and added, the next task sent back — is no
+   * longer between its two computations (./step-run.ts pump).
+   */
+  readonly depth?: number;
   /** Bytes sent to / received from this worker so far (0 for in-process and threads). */
   bytes(): { sent: number; received: number };
   /** Drop the worker (repeat offender). */

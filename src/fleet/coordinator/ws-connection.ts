@@ -17,7 +17,7 @@ import type { RejectReason } from '../../events/index.js';
 import { log } from '../../util/log.js';
 import { FrameAuthError, FrameSeal } from '../auth.js';
 import { ProtocolError, WORKER_FRAME_DEPTH, decodeFrame, encodeFrame, messageBytes } from '../codec.js';
-import { CLOSE, MAX_CLOSE_REASON, type ConnectionLimits } from '../constants.js';
+import { CLOSE, MAX_CLOSE_REASON, WS_TASK_DEPTH, type ConnectionLimits } from '../constants.js';
 import { PROTOCOL_VERSION, type Frame, type ReplicaSpec, type ResultMsg, type TaskMsg } from '../contract.js';
 import { LinkError, type WorkerLink } from './worker-link.js';
 import { decodeNode, type GradCodecName } from '../grad-codec.js';
@@ -56,6 +56,8 @@ export interface Session {
 
 export class WsConnection implements WorkerLink {
   readonly transport = 'ws' as const;
+  /** the worker computes its tasks in order: its next one waits there, not here (WorkerLink.depth) */
+  readonly depth = WS_TASK_DEPTH;
   readonly id: string;
   readonly identity: string;
   readonly peer: string;
@@ -68,7 +70,7 @@ export class WsConnection implements WorkerLink {
   private lastDrained = Date.now();
   /** weights version this worker has (or has queued) */
   private version = -1;
-  private readonly pending = new Map<number, { resolve: (r: ResultMsg) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (r: ResultMsg) => void; reject: (e: Error) => void; frameBytes: number }>();
   private readonly watchdog: NodeJS.Timeout;
 
   constructor(private readonly ws: WebSocket, private readonly session: Session, private readonly host: ConnectionHost) {
@@ -107,19 +109,21 @@ export class WsConnection implements WorkerLink {
   run(task: TaskMsg): Promise<ResultMsg> {
     return new Promise<ResultMsg>((resolve, reject) => {
       if (this.ws.readyState !== this.ws.OPEN) { reject(new LinkError('disconnected', 'socket closed')); return; }
-      // a free worker has read its last task; more than one weights frame still unread means it
-      // stopped reading: drop it rather than queue more
-      const frameBytes = this.host.weights.byteLength + 4096;
-      if (this.ws.bufferedAmount > frameBytes) {
+      // a worker has read all but its tasks in flight and one weights frame; more still unread
+      // means it stopped reading: drop it rather than queue more
+      let unread = this.host.weights.byteLength + 4096;
+      for (const p of this.pending.values()) unread += p.frameBytes;
+      if (this.ws.bufferedAmount > unread) {
         const why = `not reading (${this.ws.bufferedAmount} bytes unsent)`;
         log.warn(`worker ${this.id}: ${why}, dropping it`);
         this.kick(why);
         reject(new LinkError('disconnected', why));
         return;
       }
-      this.pending.set(task.taskId, { resolve, reject });
       this.sendWeights(task.version, undefined, true);
-      this.send(encodeFrame({ t: 'task', v: PROTOCOL_VERSION, ...task }));
+      const frame = encodeFrame({ t: 'task', v: PROTOCOL_VERSION, ...task });
+      this.pending.set(task.taskId, { resolve, reject, frameBytes: frame.byteLength + 4096 });
+      this.send(frame);
     });
   }
 

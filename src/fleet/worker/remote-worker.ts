@@ -2,7 +2,8 @@
  * `vilm worker --connect ws://HOST:7070`: a remote worker process. Connects and authenticates in
  * the HTTP upgrade (../auth.ts; frames in ../contract.ts), checks the coordinator's proof of the
  * token (its sealed first frame), receives the config and the current weights, then computes the
- * tasks it is sent, one at a time, until the coordinator says bye. A lost connection is retried
+ * tasks it is sent, one at a time (the coordinator sends the next one ahead: it waits here), until
+ * the coordinator says bye. A lost connection is retried
  * (the coordinator requeues whatever was in flight); a refusal (version, authentication, ban) is
  * final.
  *
@@ -140,6 +141,11 @@ export async function runRemoteWorker(o: RemoteWorkerOptions): Promise<void> {
         finish({ kind: 'fatal', message: `${o.url}: ${message}` });
         ws.close(code);
       };
+      /** computing or sending a task failed: this worker is broken, it leaves */
+      const failed = (e: unknown) => {
+        finish({ kind: 'fatal', message: `worker failed: ${(e as Error).message}` });
+        ws.close(CLOSE.WORKER_ERROR, 'worker error');
+      };
 
       ws.on('upgrade', (res) => {
         const cNonce = res.headers[HEADER.nonce], auth = res.headers[HEADER.auth];
@@ -212,21 +218,26 @@ export async function runRemoteWorker(o: RemoteWorkerOptions): Promise<void> {
               // the tokens are a view into the received frame: copy them so the thread gets its own buffer
               const reply = await replica.pool.run({ ...task, tokens: task.tokens.slice() });
               if (reply.stale) throw new Error(`thread saw weights version ${reply.version}, task needs ${task.version}`);
-              const { exps, ...r } = reply.result;
-              let sent: number;
-              if (task.codec === 'fp16') {
-                // the block sum is already rounded (every tree node is): its half codes are exact
-                const n = encodeNode(r.embValues, r.rest, exps, replica.segments);
-                sent = send({ t: 'result16', v, ...r, rest: n.restCodes, embValues: n.embCodes, exps });
-              } else {
-                sent = send({ t: 'result', v, ...r });
-              }
-              o.events?.onTask?.({ microShards: blockShardCount(task, task.shards), computeSeconds: r.computeSeconds, bytesSent: sent, bytesReceived: received });
-              received = 0;
-            }).catch((e: unknown) => {
-              finish({ kind: 'fatal', message: `worker failed: ${(e as Error).message}` });
-              ws.close(CLOSE.WORKER_ERROR, 'worker error');
-            });
+              const { segments } = replica;
+              // sent on the next turn of the event loop: a next task already here (the coordinator
+              // sends one ahead) goes to the compute thread first, then this result is encoded
+              setImmediate(() => {
+                try {
+                  if (ws.readyState !== ws.OPEN) return;
+                  const { exps, ...r } = reply.result;
+                  let sent: number;
+                  if (task.codec === 'fp16') {
+                    // the block sum is already rounded (every tree node is): its half codes are exact
+                    const n = encodeNode(r.embValues, r.rest, exps, segments);
+                    sent = send({ t: 'result16', v, ...r, rest: n.restCodes, embValues: n.embCodes, exps });
+                  } else {
+                    sent = send({ t: 'result', v, ...r });
+                  }
+                  o.events?.onTask?.({ microShards: blockShardCount(task, task.shards), computeSeconds: r.computeSeconds, bytesSent: sent, bytesReceived: received });
+                  received = 0;
+                } catch (e) { failed(e); }
+              });
+            }).catch(failed);
             return;
           }
           case 'bye':
