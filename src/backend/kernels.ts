@@ -83,7 +83,7 @@ function disposeInfo(b: Backend, t: TensorInfo): void {
  */
 export function readFloats(t: tf.Tensor): Float32Array {
   const b = tf.backend() as Backend;
-  if (t.dtype === 'float32' && isWasm(b)) return b.typedArrayFromHeap({ dataId: t.dataId, shape: t.shape, dtype: t.dtype }) as Float32Array;
+  if (t.dtype === 'float32' && isWasm(b)) return view(b, t) as Float32Array;
   return t.dataSync() as Float32Array;
 }
 
