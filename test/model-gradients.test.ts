@@ -12,6 +12,7 @@ import { loadConfig, type ModelConfig } from '../src/config/index.ts';
 import { createModel, PASS_TOKENS } from '../src/model/model.ts';
 import { ReferenceModel } from '../src/model/reference.ts';
 import { initParams } from '../src/model/layout.ts';
+import { WeightCache } from '../src/model/weights.ts';
 import type { TokenBatch } from '../src/model/types.ts';
 import { Rng } from '../src/util/rng.ts';
 
@@ -197,6 +198,44 @@ test('deterministic: repeat calls give bitwise identical results, in the main th
   assert.equal(msg.error, undefined);
   assert.equal(msg.lossSum, a.lossSum);
   assert.deepEqual(Buffer.from(msg.grad!.buffer, msg.grad!.byteOffset, msg.grad!.byteLength), Buffer.from(a.grad.buffer));
+});
+
+test('the weight cache: a call on the same bits reuses the upload; a change made in place is seen', async () => {
+  await initBackend('wasm');
+  for (const [name, over] of [['untied', {}], ['tied embeddings', { tie_embeddings: true }]] as const) {
+    const cfg = { ...TINY, ...over };
+    const model = createModel(cfg);
+    const params = randomParams(cfg, 11);
+    const batch = randomBatch(cfg, 3, 9, 4);
+    const bytes = (r: { grad: Float32Array }) => Buffer.from(r.grad.buffer, r.grad.byteOffset, r.grad.byteLength);
+    // every parameter the model uploads (a matrix, a norm gain; with tied embeddings the
+    // embedding is the head too), changed in place in the SAME array the cache last saw
+    const out = model.layout.byName.get('output.weight') ?? model.layout.embedding;
+    for (const p of [out, model.layout.params.find((q) => q.kind !== 'matrix' && q.kind !== 'embedding')!]) {
+      const before = bytes(model.computeGradients(params, batch));
+      params[p.offset + 1] += 0.25;
+      const cached = model.computeGradients(params, batch);
+      const fresh = createModel(cfg).computeGradients(params, batch);
+      assert.notDeepEqual(bytes(cached), before, `${name}: changing ${p.name} in place changed nothing`);
+      assert.deepEqual(bytes(cached), bytes(fresh), `${name}: after ${p.name} changed, the model computed with stale weights`);
+    }
+    model.dispose();
+  }
+  // the cache itself: the same Weights object while the bits stay, a new upload (and the old one
+  // freed) when one float changes
+  const cfg = TINY;
+  const model = createModel(cfg);
+  const params = randomParams(cfg, 12);
+  const cache = new WeightCache(model.layout, cfg);
+  const a = cache.get(params);
+  assert.equal(cache.get(Float32Array.from(params)), a, 'a copy with the same bits reuses the upload');
+  const head = a.get('output.weight');
+  params[model.layout.total - 1] += 1;
+  const b = cache.get(params);
+  assert.notEqual(b, a);
+  assert.equal(head.isDisposed, true, 'the replaced upload is freed');
+  cache.dispose();
+  assert.equal(b.get('output.weight').isDisposed, true);
 });
 
 test('computeGradientsEach: several batches in one pass, each result the bytes computeGradients gives it alone', async () => {

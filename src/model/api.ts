@@ -5,7 +5,8 @@ import type { GradResult, LossResult, TokenBatch } from './types.js';
 /**
  * What the trainer needs from the model (implemented in `src/model/model.ts`, `createModel`).
  * A model object owns no weights: every call takes the flat parameter vector, so one replica can
- * follow the coordinator's weights without copies.
+ * follow the coordinator's weights without copies. (It may keep its last upload of them, used
+ * again only while the vector holds the same bits: src/model/weights.ts WeightCache.)
  */
 export interface LanguageModel {
   readonly config: ModelConfig;

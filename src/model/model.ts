@@ -30,7 +30,9 @@
  * Gradients are checked against finite differences of the float64 reference (./reference.ts).
  *
  * Threads: one model object per thread (piscina workers each call initBackend + createModel);
- * the model holds only the RoPE/mask tables, created on first use and freed by dispose().
+ * the model holds only the RoPE/mask tables, created on first use, and its last call's uploaded
+ * weights, reused while the parameters hold the same bits (./weights.ts WeightCache); dispose()
+ * frees both.
  *
  * Loss: SUM over non-pad targets of next-token cross-entropy; inputs are positions 0..L−2 of each
  * row, targets positions 1..L−1; a target id 0 (<pad>) is masked. Large batches are split into
@@ -52,7 +54,7 @@ import { buildLayout, type Layout } from './layout.js';
 import { normBackward, normForward, type NormCache } from './norm.js';
 import { ReferenceModel } from './reference.js';
 import type { GradResult, LossResult, TokenBatch } from './types.js';
-import { setGrad, uploadWeights, type Pass, type Segment, type T2, type Weights } from './weights.js';
+import { setGrad, WeightCache, type Pass, type Segment, type T2, type Weights } from './weights.js';
 
 export { HEAD_CHUNK } from './head.js';
 
@@ -68,10 +70,13 @@ export class TransformerModel implements LanguageModel {
   readonly layout: Layout;
   /** RoPE tables and causal mask for max_len positions, built on first use; calls slice [T, ·] views. */
   private readonly tables: AttentionTables;
+  /** the last call's uploaded weights, reused by the next call with the same parameter bits */
+  private readonly weights: WeightCache;
 
   constructor(readonly config: ModelConfig) {
     this.layout = buildLayout(config);
     this.tables = new AttentionTables(config);
+    this.weights = new WeightCache(this.layout, config);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -96,27 +101,23 @@ export class TransformerModel implements LanguageModel {
       return into[i].fill(0);
     });
     const sums = batches.map(() => ({ lossSum: 0, tokenCount: 0 }));
-    const W = uploadWeights(this.layout, this.config, params);
-    try {
-      const parts = batches.flatMap((b, i) => [...this.passes(b)].map((pass) => ({ pass, i })));
-      for (const group of packPasses(parts)) {
-        const rs = this.runPass(W, params, group.map((g) => g.pass), group.map((g) => grads[g.i]));
-        group.forEach((g, k) => { sums[g.i].lossSum += rs[k].lossSum; sums[g.i].tokenCount += rs[k].tokenCount; });
-      }
-    } finally { W.dispose(); }
+    const W = this.weights.get(params);
+    const parts = batches.flatMap((b, i) => [...this.passes(b)].map((pass) => ({ pass, i })));
+    for (const group of packPasses(parts)) {
+      const rs = this.runPass(W, params, group.map((g) => g.pass), group.map((g) => grads[g.i]));
+      group.forEach((g, k) => { sums[g.i].lossSum += rs[k].lossSum; sums[g.i].tokenCount += rs[k].tokenCount; });
+    }
     return batches.map((b, i) => ({ ...sums[i], grad: grads[i], embedding: sparseEmbeddingRows(this.config, grads[i], b) }));
   }
 
   evaluate(params: Float32Array, batch: TokenBatch): LossResult {
     this.checkParams(params);
     let lossSum = 0, tokenCount = 0;
-    const W = uploadWeights(this.layout, this.config, params);
-    try {
-      for (const pass of this.passes(batch)) {
-        const [r] = this.runPass(W, params, [pass], null);
-        lossSum += r.lossSum; tokenCount += r.tokenCount;
-      }
-    } finally { W.dispose(); }
+    const W = this.weights.get(params);
+    for (const pass of this.passes(batch)) {
+      const [r] = this.runPass(W, params, [pass], null);
+      lossSum += r.lossSum; tokenCount += r.tokenCount;
+    }
     return { lossSum, tokenCount };
   }
 
@@ -128,15 +129,13 @@ export class TransformerModel implements LanguageModel {
   evaluateEach(params: Float32Array, sequences: readonly Uint16Array[]): { nats: Float64Array; tokens: Float64Array } {
     this.checkParams(params);
     const nats = new Float64Array(sequences.length), tokens = new Float64Array(sequences.length);
-    const W = uploadWeights(this.layout, this.config, params);
-    try {
-      const parts = sequences.flatMap((seq, i) => [...this.passes({ tokens: seq, rows: 1, seqLen: seq.length })].map((pass) => ({ pass, i })));
-      parts.sort((a, b) => a.pass.T - b.pass.T); // stable: one length's sequences stay in order
-      for (const group of packPasses(parts)) {
-        const rs = this.runPass(W, params, group.map((g) => g.pass), null);
-        group.forEach((g, k) => { nats[g.i] += rs[k].lossSum; tokens[g.i] += rs[k].tokenCount; });
-      }
-    } finally { W.dispose(); }
+    const W = this.weights.get(params);
+    const parts = sequences.flatMap((seq, i) => [...this.passes({ tokens: seq, rows: 1, seqLen: seq.length })].map((pass) => ({ pass, i })));
+    parts.sort((a, b) => a.pass.T - b.pass.T); // stable: one length's sequences stay in order
+    for (const group of packPasses(parts)) {
+      const rs = this.runPass(W, params, group.map((g) => g.pass), null);
+      group.forEach((g, k) => { nats[g.i] += rs[k].lossSum; tokens[g.i] += rs[k].tokenCount; });
+    }
     return { nats, tokens };
   }
 
@@ -153,20 +152,18 @@ export class TransformerModel implements LanguageModel {
     const V = this.config.vocab_size;
     const out = new Float32Array(rows * seqLen * V);
     const per = Math.max(1, Math.floor(LOGITS_CHUNK / seqLen)); // rows per pass: bounded [tokens, V] logits
-    const W = uploadWeights(this.layout, this.config, params);
-    try {
-      for (let r0 = 0; r0 < rows; r0 += per) {
-        const n = Math.min(per, rows - r0);
-        const logits = tf.tidy(() => {
-          const P = this.pass(W, n, seqLen, [{ start: 0, size: n * seqLen }]);
-          const { hf } = this.forward(P, params, ids.subarray(r0 * seqLen, (r0 + n) * seqLen));
-          return headLogits(P, hf);                                   // [n·seqLen, V]
-        });
-        out.set(logits.dataSync() as Float32Array, r0 * seqLen * V);
-        logits.dispose();
-      }
-      return out;
-    } finally { W.dispose(); }
+    const W = this.weights.get(params);
+    for (let r0 = 0; r0 < rows; r0 += per) {
+      const n = Math.min(per, rows - r0);
+      const logits = tf.tidy(() => {
+        const P = this.pass(W, n, seqLen, [{ start: 0, size: n * seqLen }]);
+        const { hf } = this.forward(P, params, ids.subarray(r0 * seqLen, (r0 + n) * seqLen));
+        return headLogits(P, hf);                                   // [n·seqLen, V]
+      });
+      out.set(logits.dataSync() as Float32Array, r0 * seqLen * V);
+      logits.dispose();
+    }
+    return out;
   }
 
   /** KV-cached decoder; runs in plain JS (float64) on a copy of the weights — see ./reference.ts. */
@@ -177,6 +174,7 @@ export class TransformerModel implements LanguageModel {
 
   dispose(): void {
     this.tables.dispose();
+    this.weights.dispose();
   }
 
   // ------------------------------------------------------------------------------------------
