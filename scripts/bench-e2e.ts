@@ -20,8 +20,8 @@
  * tokens/s of a run = the non-pad tokens of its steps 2..N (the `step` records of OUT/log.jsonl)
  * over the wall time from step 1's record to step N's (step 1, the warm-up, excluded). The ceiling
  * for the same batches is Σ over those steps of bench-step's single-thread best time for one
- * batch of that step's bucket (every micro-shard's model calls at their real rows × length; the
- * best of bench-step's rounds, see `around`);
+ * batch of that step's bucket (every micro-shard's model calls at their real rows × length, in
+ * order, on new weights as every step has; the best of bench-step's rounds, see `around`);
  * "% of ceiling" = ceiling seconds ÷ wall seconds, so the units (real tokens vs padded positions)
  * cancel. Every run uses the same config and seed, so the same batches in the same order.
  *

@@ -28,10 +28,13 @@
  *  the whole batch makes one computeGradientsEach call per group of consecutive chunks of ≤
  *  max_micro_batch_tokens tokens (src/fleet/worker/compute.ts taskCalls). For every bucket this mode
  *  lists the micro-shard sizes and model calls (chunk rows × L, e.g. 2+2+2+2×251: four 2-row chunks
- *  in one call; L − 1 input positions a row), times every distinct call (`--steps` rounds,
- *  interleaved over calls, best of), and reports per call shape and
- *  per bucket (the sum of its calls = one thread computing the whole batch, the "ceiling" of
- *  scripts/bench-e2e.ts) ms, tokens/s (input positions), GFLOP/s and MFU against the same matmul
+ *  in one call; L − 1 input positions a row) and times them as training runs them: each of
+ *  `--steps` rounds computes every bucket's batch once, its calls in order, after changing one
+ *  weight — every step brings new weights, which the batch's first call uploads and the later
+ *  calls reuse (src/model/weights.ts WeightCache). It reports per bucket (one thread computing
+ *  the whole batch, best of rounds: the "ceiling" of scripts/bench-e2e.ts) and per call shape
+ *  (best, on new weights and on the weights of the call before) ms, tokens/s (input positions),
+ *  GFLOP/s and MFU against the same matmul
  *  peak and FLOP model as above. Buckets: --buckets, else DIR/manifest.json's, else `vilm data
  *  prepare`'s defaults; those above the model's max_len are dropped. With --data, a "data mix" line
  *  weighs the buckets by the train split's batches per epoch. Writes --out (JSON).
@@ -218,27 +221,40 @@ async function shapesMain(): Promise<void> {
     const params = initParams(model.layout, cfg.model, 1);
     const buckets = requested.filter((b) => b <= cfg.model.max_len);
     const plans = buckets.map((L) => planBucket(cfg.train, L));
-    // distinct call shapes of this config, each with a random batch
+    // distinct call shapes of this config, each with a random batch; each bucket's calls in order
     const rng = new Rng(1);
-    const shapes = new Map<string, { shape: CallShape; batches: TokenBatch[]; times: number[] }>();
-    for (const p of plans) for (const c of p.calls) {
+    const shapes = new Map<string, { shape: CallShape; batches: TokenBatch[]; fresh: number[]; warm: number[] }>();
+    const order = plans.map((p) => p.calls.flatMap((c) => {
       const key = callKey(c);
-      if (shapes.has(key)) continue;
-      const batches = c.chunkRows.map((rows): TokenBatch => ({ rows, seqLen: c.seqLen, tokens: new Uint16Array(rows * c.seqLen).map(() => 1 + rng.int(cfg.model.vocab_size - 1)) }));
-      shapes.set(key, { shape: { chunkRows: c.chunkRows, seqLen: c.seqLen }, batches, times: [] });
-    }
-    return { file, cfg, model, params, buckets, dropped: requested.filter((b) => b > cfg.model.max_len), plans, shapes };
+      if (!shapes.has(key)) {
+        const batches = c.chunkRows.map((rows): TokenBatch => ({ rows, seqLen: c.seqLen, tokens: new Uint16Array(rows * c.seqLen).map(() => 1 + rng.int(cfg.model.vocab_size - 1)) }));
+        shapes.set(key, { shape: { chunkRows: c.chunkRows, seqLen: c.seqLen }, batches, fresh: [], warm: [] });
+      }
+      return Array.from({ length: c.count }, () => shapes.get(key)!);
+    }));
+    const batchTimes = plans.map((): number[] => []);
+    return { file, cfg, model, params, buckets, dropped: requested.filter((b) => b > cfg.model.max_len), plans, shapes, order, batchTimes };
   });
 
-  // warm-up every shape once, then `steps` rounds interleaved over all shapes (noise hits all alike)
-  for (const c of configs) for (const s of c.shapes.values()) c.model.computeGradientsEach(c.params, s.batches);
+  // new weights for the next batch, as every training step brings: one weight flips between two values
+  let version = 0;
+  const newWeights = (params: Float32Array) => { params[params.length - 1] += ++version % 2 ? 1e-3 : -1e-3; };
+  // warm-up every bucket once, then `steps` rounds interleaved over all buckets (noise hits all alike)
+  for (const c of configs) for (const calls of c.order) { newWeights(c.params); for (const s of calls) c.model.computeGradientsEach(c.params, s.batches); }
   for (let i = 0; i < steps; i++) {
-    for (const c of configs) for (const [key, s] of c.shapes) {
-      const t0 = performance.now();
-      c.model.computeGradientsEach(c.params, s.batches);
-      s.times.push(performance.now() - t0);
-      if (i === steps - 1) process.stderr.write(`${path.basename(c.file)} ${key}: best ${Math.min(...s.times).toFixed(1)} ms\n`);
-    }
+    for (const c of configs) c.order.forEach((calls, b) => {
+      newWeights(c.params);
+      let batchMs = 0;
+      calls.forEach((s, k) => {
+        const t0 = performance.now();
+        c.model.computeGradientsEach(c.params, s.batches);
+        const ms = performance.now() - t0;
+        (k === 0 ? s.fresh : s.warm).push(ms);
+        batchMs += ms;
+      });
+      c.batchTimes[b].push(batchMs);
+      if (i === steps - 1) process.stderr.write(`${path.basename(c.file)} bucket ${c.plans[b].bucket}: best ${Math.min(...c.batchTimes[b]).toFixed(1)} ms a batch\n`);
+    });
   }
   const peak1 = peakMatmul();
   process.stderr.write(`peak matmul (after): ${peak1.gflops.toFixed(2)} GFLOP/s\n`);
@@ -248,21 +264,23 @@ async function shapesMain(): Promise<void> {
     const shapeRows = [...c.shapes.entries()].map(([key, s]) => {
       const T = s.shape.seqLen - 1, rows = s.shape.chunkRows.reduce((a, r) => a + r, 0), positions = rows * T;
       const flops = modelFlops(c.cfg.model, c.model.layout, rows, T).perStep;
-      const ms = Math.min(...s.times), medianMs = median(s.times);
+      const all = [...s.fresh, ...s.warm], ms = Math.min(...all);
       const gflops = flops / ms / 1e6;
-      return { shape: key, chunkRows: s.shape.chunkRows, seqLen: s.shape.seqLen, positions, flops, ms, medianMs, allMs: s.times, tokensPerSec: positions / (ms / 1000), gflops, mfu: gflops / peak.gflops };
+      return {
+        shape: key, chunkRows: s.shape.chunkRows, seqLen: s.shape.seqLen, positions, flops, ms, medianMs: median(all),
+        newWeightsMs: s.fresh.length ? Math.min(...s.fresh) : null, sameWeightsMs: s.warm.length ? Math.min(...s.warm) : null,
+        allMs: all, tokensPerSec: positions / (ms / 1000), gflops, mfu: gflops / peak.gflops,
+      };
     });
     const byKey = new Map(shapeRows.map((r) => [r.shape, r]));
-    const buckets = c.plans.map((p) => {
-      let ms = 0, medianMs = 0, flops = 0;
-      for (const call of p.calls) {
-        const r = byKey.get(callKey(call))!;
-        ms += call.count * r.ms; medianMs += call.count * r.medianMs; flops += call.count * r.flops;
-      }
+    const buckets = c.plans.map((p, b) => {
+      let flops = 0;
+      for (const call of p.calls) flops += call.count * byKey.get(callKey(call))!.flops;
+      const ms = Math.min(...c.batchTimes[b]), medianMs = median(c.batchTimes[b]);
       const positions = p.batchRows * (p.bucket - 1), gflops = flops / ms / 1e6;
       return {
         ...p, positions, paddedTokens: p.batchRows * p.bucket, flops,
-        batchMs: ms, batchMedianMs: medianMs, tokensPerSec: positions / (ms / 1000), gflops, mfu: gflops / peak.gflops,
+        batchMs: ms, batchMedianMs: medianMs, allBatchMs: c.batchTimes[b], tokensPerSec: positions / (ms / 1000), gflops, mfu: gflops / peak.gflops,
       };
     });
     // the train split's batches per epoch, per bucket (the sampler's plan): the expected mix of a run
@@ -299,8 +317,8 @@ async function shapesMain(): Promise<void> {
     ]);
     console.log('');
     printTable([
-      ['call shape', 'positions', 'ms (best)', 'ms (median)', 'tokens/s', 'GFLOP/s', 'MFU'],
-      ...r.shapes.map((s) => [s.shape, String(s.positions), s.ms.toFixed(1), s.medianMs.toFixed(1), s.tokensPerSec.toFixed(0), s.gflops.toFixed(2), pct(s.mfu)]),
+      ['call shape', 'positions', 'ms, new weights', 'ms, same weights', 'ms (median)', 'tokens/s', 'GFLOP/s', 'MFU'],
+      ...r.shapes.map((s) => [s.shape, String(s.positions), s.newWeightsMs?.toFixed(1) ?? '–', s.sameWeightsMs?.toFixed(1) ?? '–', s.medianMs.toFixed(1), s.tokensPerSec.toFixed(0), s.gflops.toFixed(2), pct(s.mfu)]),
     ]);
     if (r.dataMix) console.log(`data mix (${dataDir}, train batches per epoch ${JSON.stringify(r.dataMix.batchesPerEpoch)}): ${r.dataMix.tokensPerSec.toFixed(0)} tokens/s, MFU ${pct(r.dataMix.mfu)}`);
   }
