@@ -225,8 +225,10 @@ interface WorkerRecord { type: 'worker'; step: number; workerId: string; bytesSe
  * first worker ran out of work, the optimizer (with the gradient's finalisation and clipping), and
  * what is left on the critical path: step − optimizer − the busiest worker's compute (handing out
  * tasks and taking results: what overlapping the next task with the current one could hide).
+ * workerSeconds: Σ of all workers' compute a step — the same batches in every run, so against the
+ * 1-thread run it shows what computing side by side costs (cores slowing each other, smaller calls).
  */
-interface StepAnatomy { step: number; busyPerWorker: number; stragglers: number; optimizer: number; gaps: number }
+interface StepAnatomy { step: number; busyPerWorker: number; stragglers: number; optimizer: number; gaps: number; workerSeconds: number }
 
 interface Row {
   name: string;
@@ -263,17 +265,19 @@ function anatomyOf(steps: StepRecord[], workers: WorkerRecord[]): StepAnatomy {
     m.set(w.workerId, (m.get(w.workerId) ?? 0) + w.computeSeconds);
     busy.set(w.step, m);
   }
-  const a: StepAnatomy = { step: 0, busyPerWorker: 0, stragglers: 0, optimizer: 0, gaps: 0 };
+  const a: StepAnatomy = { step: 0, busyPerWorker: 0, stragglers: 0, optimizer: 0, gaps: 0, workerSeconds: 0 };
   for (const s of steps) {
     const per = [...(busy.get(s.step)?.values() ?? [])];
     a.step += s.timing.total;
-    a.busyPerWorker += per.reduce((x, y) => x + y, 0) / Math.max(1, per.length); // the workers (slots) that computed
+    const sum = per.reduce((x, y) => x + y, 0);
+    a.workerSeconds += sum;
+    a.busyPerWorker += sum / Math.max(1, per.length); // the workers (slots) that computed
     a.stragglers += s.timing.waitStragglers;
     a.optimizer += s.timing.optimizer;
     a.gaps += s.timing.total - s.timing.optimizer - Math.max(0, ...per);
   }
   const n = Math.max(1, steps.length);
-  return { step: a.step / n, busyPerWorker: a.busyPerWorker / n, stragglers: a.stragglers / n, optimizer: a.optimizer / n, gaps: a.gaps / n };
+  return { step: a.step / n, busyPerWorker: a.busyPerWorker / n, stragglers: a.stragglers / n, optimizer: a.optimizer / n, gaps: a.gaps / n, workerSeconds: a.workerSeconds / n };
 }
 
 function readLog(outDir: string): { steps: StepRecord[]; workers: WorkerRecord[] } {
@@ -462,10 +466,16 @@ async function main(): Promise<void> {
     console.log('\nwhere a step goes (means over the counted steps; gaps = step − optimizer − the busiest worker\'s compute: handing out tasks and taking results):');
     const pctOf = (x: number, r: Row) => `${(100 * x / r.anatomy.step).toFixed(1)} %`;
     printTable([
-      ['run', 'step s', 'workers busy', 'waiting for the last task', 'optimizer', 'gaps'],
+      ['run', 'step s', 'workers busy', 'waiting for the last task', 'optimizer', 'gaps', 'worker-seconds a step'],
       ...rows.map((r) => [repeat > 1 ? `${r.name} #${r.round}` : r.name, r.anatomy.step.toFixed(3), pctOf(r.anatomy.busyPerWorker, r),
-        pctOf(r.anatomy.stragglers, r), pctOf(r.anatomy.optimizer, r), pctOf(r.anatomy.gaps, r)]),
+        pctOf(r.anatomy.stragglers, r), pctOf(r.anatomy.optimizer, r), pctOf(r.anatomy.gaps, r), r.anatomy.workerSeconds.toFixed(3)]),
     ]);
+    const one = rows.filter((r) => r.name === 'threads-1');
+    if (one.length > 0) {
+      const base = median(one.map((r) => r.anatomy.workerSeconds));
+      const kinds = [...new Set(rows.map((r) => r.name))].filter((k) => k !== 'threads-1' && !k.endsWith('-fp16'));
+      console.log(`the same batches' worker-seconds a step against 1 thread (median runs; what computing side by side costs): ${kinds.map((k) => `${k} ${(median(rows.filter((r) => r.name === k).map((r) => r.anatomy.workerSeconds)) / base).toFixed(2)}×`).join(', ')}`);
+    }
     const shas = new Set(rows.filter((r) => !r.name.endsWith('-fp16')).map((r) => r.weightsSha256));
     console.log(`buckets of the counted steps: ${JSON.stringify(rows[0].bucketsSeen)}; weights ${shas.size === 1 ? 'identical in every fp32 run' : 'DIFFER between runs'} (the fp16 codec is another run, its own bytes)`);
     const wsFull = by(`ws-${nWs}`), wsHalf = by(`ws-${nWs}-fp16`);
