@@ -1,7 +1,8 @@
 /**
  * End-to-end training benchmark (issue 11, "Benchmarks measure what training does"): the real
  * `vilm coordinator` CLI, run as a child process for `--steps` steps on a real prepared data set,
- * with 1, 2, 4 and 8 local worker threads (`--workers N --local-only`) and with 2 WebSocket
+ * with 1, 2, 4 and 8 local worker threads (`--workers N --local-only`), with 1 thread again beside
+ * a busy neighbour process (when 1 is among --threads: what a second busy core costs a worker), and with 2 WebSocket
  * workers (`--workers 0 --port 0` plus two `vilm worker --connect ws://127.0.0.1:PORT` processes),
  * those also with the fp16 gradient codec (`train.grad_codec=fp16`; `--ws-codecs fp32` skips it; its
  * weights are its own, so it is left out of the same-weights check) for the bytes on the wire,
@@ -336,6 +337,38 @@ async function runThreads(n: number, dataDir: string, round: number): Promise<Ru
   return { name, transport: 'thread', workers: n, outDir, seconds: r.seconds };
 }
 
+/**
+ * One thread beside a busy neighbour: the 1-thread run again while another process (bench-step's
+ * shape mode at the same shapes, looping until killed) keeps the other core computing. Against the
+ * 1-thread run, the worker-seconds a step show what a second busy core costs one worker on this
+ * machine: with two threads each pays it, so 2 ÷ that factor bounds "2 threads ÷ 1 thread"
+ * whatever the trainer does. (The machine pair, two benchmark rounds at once, read 1.84–1.95×; this
+ * run measures the trainer's own worker, for as long as a run.)
+ */
+async function runThreadsBesideNeighbour(dataDir: string, buckets: number[], round: number): Promise<RunDone> {
+  const name = 'threads-1-neighbour', outDir = path.join(root, `${name}-round${round}`);
+  let computing: () => void = () => {};
+  const started = new Promise<void>((res) => { computing = res; });
+  let ready = false;
+  const neighbour = startChild(`neighbour ${name}`, ['scripts/bench-step.ts', '--shapes-from', args.config, '--buckets', buckets.join(','), '--data', dataDir,
+    '--steps', '1000000', '--out', path.join(root, `${name}-round${round}-neighbour.json`), ...sets.flatMap((s) => ['--set', s])], runTimeoutMs + 120_000, (line) => {
+    if (/^peak matmul \(before\)/.test(line)) computing(); // next: its warm-up and rounds, until killed
+  });
+  const ended = neighbour.done.then((r) => {
+    if (!ready) throw new ChildFailed(`neighbour ${name}: ended before the run (${r.code ?? r.signal})\n${r.tail.slice(-1500)}`);
+  });
+  ended.catch(() => undefined); // the race below reports it
+  try {
+    await Promise.race([started, ended]);
+    ready = true;
+    const r = await runChild(`coordinator ${name}`, [...coordinatorArgs(dataDir, outDir), '--workers', '1', '--local-only'], runTimeoutMs);
+    return { name, transport: 'thread', workers: 1, outDir, seconds: r.seconds };
+  } finally {
+    neighbour.child.kill('SIGTERM');
+    await neighbour.done;
+  }
+}
+
 async function runWs(n: number, dataDir: string, round: number, codec: 'fp32' | 'fp16' = 'fp32'): Promise<RunDone> {
   const name = codec === 'fp32' ? `ws-${n}` : `ws-${n}-${codec}`, outDir = path.join(root, `${name}-round${round}`);
   const workers: { label: string; child: ChildProcess; done: Promise<ChildRun> }[] = [];
@@ -392,6 +425,7 @@ async function main(): Promise<void> {
     pair = { rounds, alone: around(ceilings[0], ceilings[1]) };
     const plan: { name: string; run: (round: number) => Promise<RunDone> }[] = [
       ...threadCounts.map((n) => ({ name: `threads-${n}`, run: (round: number) => runThreads(n, data.dir, round) })),
+      ...(threadCounts.includes(1) ? [{ name: 'threads-1-neighbour', run: (round: number) => runThreadsBesideNeighbour(data.dir, buckets, round) }] : []),
       ...(nWs > 0 ? wsCodecs.map((c) => ({ name: c === 'fp32' ? `ws-${nWs}` : `ws-${nWs}-${c}`, run: (round: number) => runWs(nWs, data.dir, round, c) })) : []),
     ];
     // --repeat K: the whole plan K times, interleaved, so a slow spell of the VM hits every kind of run
@@ -474,7 +508,12 @@ async function main(): Promise<void> {
     if (one.length > 0) {
       const base = median(one.map((r) => r.anatomy.workerSeconds));
       const kinds = [...new Set(rows.map((r) => r.name))].filter((k) => k !== 'threads-1' && !k.endsWith('-fp16'));
-      console.log(`the same batches' worker-seconds a step against 1 thread (median runs; what computing side by side costs): ${kinds.map((k) => `${k} ${(median(rows.filter((r) => r.name === k).map((r) => r.anatomy.workerSeconds)) / base).toFixed(2)}×`).join(', ')}`);
+      const factor = (k: string) => median(rows.filter((r) => r.name === k).map((r) => r.anatomy.workerSeconds)) / base;
+      console.log(`the same batches' worker-seconds a step against 1 thread (median runs; what computing side by side costs): ${kinds.map((k) => `${k} ${factor(k).toFixed(2)}×`).join(', ')}`);
+      if (kinds.includes('threads-1-neighbour')) {
+        const f = factor('threads-1-neighbour');
+        console.log(`one worker beside a busy neighbour core computes the same batches in ${f.toFixed(2)}× its time alone, so on this machine 2 threads can reach at most 2 ÷ ${f.toFixed(2)} = ${(2 / f).toFixed(2)}× one thread (before any tail, optimizer or hand-over)`);
+      }
     }
     const shas = new Set(rows.filter((r) => !r.name.endsWith('-fp16')).map((r) => r.weightsSha256));
     console.log(`buckets of the counted steps: ${JSON.stringify(rows[0].bucketsSeen)}; weights ${shas.size === 1 ? 'identical in every fp32 run' : 'DIFFER between runs'} (the fp16 codec is another run, its own bytes)`);
