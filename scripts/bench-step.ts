@@ -57,6 +57,15 @@ import type { Manifest } from '../src/data/types.ts';
 import { shardRange } from '../src/fleet/shard-tree.ts';
 import { taskCalls } from '../src/fleet/worker/compute.ts';
 
+/**
+ * New weights, as every training step brings (the model reuses an upload only for the same bits):
+ * the last weight moves between two values, so consecutive calls never see the same bits.
+ */
+let weightsVersion = 0;
+function newWeights(params: Float32Array): void {
+  params[params.length - 1] += ++weightsVersion % 2 ? 1e-3 : -1e-3;
+}
+
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : def;
@@ -237,9 +246,6 @@ async function shapesMain(): Promise<void> {
     return { file, cfg, model, params, buckets, dropped: requested.filter((b) => b > cfg.model.max_len), plans, shapes, order, batchTimes };
   });
 
-  // new weights for the next batch, as every training step brings: one weight flips between two values
-  let version = 0;
-  const newWeights = (params: Float32Array) => { params[params.length - 1] += ++version % 2 ? 1e-3 : -1e-3; };
   // warm-up every bucket once, then `steps` rounds interleaved over all buckets (noise hits all alike)
   for (const c of configs) for (const calls of c.order) { newWeights(c.params); for (const s of calls) c.model.computeGradientsEach(c.params, s.batches); }
   for (let i = 0; i < steps; i++) {
@@ -357,8 +363,7 @@ async function main(): Promise<void> {
   let ours = model.computeGradients(params, batch); // warm-up (tables, XNNPACK operator caches)
   const times: number[] = [];
   for (let i = 0; i < steps; i++) {
-    // new weights each step, as in training (the model reuses an upload only for the same bits)
-    params[params.length - 1] += i % 2 ? -1e-3 : 1e-3;
+    newWeights(params);
     const t0 = performance.now();
     ours = model.computeGradients(params, batch);
     times.push(performance.now() - t0);
