@@ -2,9 +2,9 @@
  * End-to-end training benchmark (issue 11, "Benchmarks measure what training does"): the real
  * `vilm coordinator` CLI, run as a child process for `--steps` steps on a real prepared data set,
  * with 1, 2, 4 and 8 local worker threads (`--workers N --local-only`), with 1 thread again beside
- * a busy neighbour process (when 1 is among --threads: what a second busy core costs a worker), and with 2 WebSocket
- * workers (`--workers 0 --port 0` plus two `vilm worker --connect ws://127.0.0.1:PORT` processes),
- * those also with the fp16 gradient codec (`train.grad_codec=fp16`; `--ws-codecs fp32` skips it; its
+ * a busy neighbour process (when 1 is among --threads: what a second busy core costs a worker),
+ * and with 2 WebSocket workers (`--workers 0 --port 0` plus two
+ * `vilm worker --connect ws://127.0.0.1:PORT` processes), those also with the fp16 gradient codec (`train.grad_codec=fp16`; `--ws-codecs fp32` skips it; its
  * weights are its own, so it is left out of the same-weights check) for the bytes on the wire,
  * next to the "ceiling": scripts/bench-step.ts's shape mode (single thread, model calls only) at
  * exactly the shapes of that config and data, run in the same invocation. In one go:
@@ -342,8 +342,8 @@ async function runThreads(n: number, dataDir: string, round: number): Promise<Ru
  * shape mode at the same shapes, looping until killed) keeps the other core computing. Against the
  * 1-thread run, the worker-seconds a step show what a second busy core costs one worker on this
  * machine: with two threads each pays it, so 2 ÷ that factor bounds "2 threads ÷ 1 thread"
- * whatever the trainer does. (The machine pair, two benchmark rounds at once, read 1.84–1.95×; this
- * run measures the trainer's own worker, for as long as a run.)
+ * whatever the trainer does. (The machine pair, two benchmark rounds at once, read 1.84–2.15× in
+ * three runs on 2026-12-03; this run measures the trainer's own worker, for as long as a run.)
  */
 async function runThreadsBesideNeighbour(dataDir: string, buckets: number[], round: number): Promise<RunDone> {
   const name = 'threads-1-neighbour', outDir = path.join(root, `${name}-round${round}`);
