@@ -42,7 +42,10 @@ export interface TrainConfig extends OptimizerConfig, ScheduleConfig {
   embedding_lr_scale: number;
   /** tokens (padded positions) in one global batch; a batch comes from one bucket */
   batch_tokens: number;
-  /** fixed number of micro-shards a global batch is cut into (the unit of distributed work) */
+  /**
+   * fixed number of micro-shards a global batch is cut into: the unit of distributed work, so at
+   * most this many workers compute at once; the weights depend on it (README, "The rule for how many")
+   */
   micro_shards: number;
   /** cap on tokens in one forward pass inside a worker (wasm heap bound) */
   max_micro_batch_tokens: number;
@@ -125,7 +128,7 @@ export const TRAIN_SCHEMA = z.strictObject({
   embedding_lr_scale: z.number().positive().default(t('embedding_lr_scale')).describe("the token embedding's learning rate is lr × this"),
   clip_norm: z.number().min(0).default(t('clip_norm')).describe('global gradient-norm clip (0 = off)'),
   batch_tokens: int(1).default(t('batch_tokens')).describe('padded token positions per batch'),
-  micro_shards: int(1).default(t('micro_shards')).describe('micro-shards per batch: the unit of distributed work'),
+  micro_shards: int(1).default(t('micro_shards')).describe('micro-shards per batch: the unit of distributed work (at most this many workers compute at once); the weights depend on it'),
   max_micro_batch_tokens: int(1).default(t('max_micro_batch_tokens')),
   grad_codec: z.enum(GRAD_CODECS).default(t('grad_codec')).describe('fp32, or fp16: reduction-tree nodes rounded to scaled half precision (half the bytes from WebSocket workers; exact, but a different run)'),
   eval_every: int(0).default(t('eval_every')).describe('steps between validations (0 = only at the end)'),

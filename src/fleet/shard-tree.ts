@@ -33,6 +33,14 @@ export function shardRange(rows: number, m: number, i: number): [number, number]
   return [Math.floor((i * rows) / m), Math.floor(((i + 1) * rows) / m)];
 }
 
+/**
+ * Micro-shards of an R-row batch that hold rows: min(R, m) (shard i is empty only when R < m). A
+ * task holds at least one of them, so no more workers than this compute in that step.
+ */
+export function shardsWithRows(rows: number, m: number): number {
+  return Math.min(rows, m);
+}
+
 /** Shards of a block, clipped to [0, m). */
 export function blockShards(b: Block, m: number): [number, number] {
   const size = 2 ** b.level;

@@ -22,6 +22,7 @@ import { Coordinator } from '../fleet/coordinator/coordinator.js';
 import { NoWorkersError } from '../fleet/coordinator/step-run.js';
 import type { RemoteOptions } from '../fleet/coordinator/ws-server.js';
 import { finalizeGradient } from '../fleet/reduce.js';
+import { shardsWithRows } from '../fleet/shard-tree.js';
 import { buildLayout, initParams } from '../model/layout.js';
 import { clipGlobalNorm, createOptimizer, decayMaskFor, learningRate, lrGroupsFor } from '../optim/index.js';
 import { DivergedError, UserError } from '../util/errors.js';
@@ -267,6 +268,19 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
     return ev;
   };
 
+  // A fleet larger than a step's micro-shards leaves workers idle, and nothing else would say so
+  // (the bytes are fixed by train.micro_shards, so the coordinator cannot cut finer by itself).
+  // Said once, and again only if the fleet grows further.
+  let idleWarnedAt = 0;
+  const warnIdleWorkers = (workers: number, rows: number, bucket: number): void => {
+    const usable = shardsWithRows(rows, train.micro_shards);
+    if (workers <= usable || workers <= idleWarnedAt) return;
+    idleWarnedAt = workers;
+    log.warn(`${workers} workers, but a step of the ${bucket} bucket has ${usable} micro-shards with rows ` +
+      `(train.micro_shards ${train.micro_shards}, ${rows} rows): at most ${usable} compute at once and ${workers - usable === 1 ? '1 worker waits' : `${workers - usable} workers wait`}; ` +
+      'to use them, raise train.micro_shards (a different run: the weights depend on it)');
+  };
+
   try {
     const minWorkers = o.minWorkers ?? 1;
     if (fleet.workerCount < minWorkers) {
@@ -290,6 +304,7 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
       const tStep = performance.now();
       cursor = sampler.cursor();
       const batch = sampler.next();
+      warnIdleWorkers(fleet.workerCount, batch.rows, batch.bucket);
       stepping = true;
       const lr = learningRate(step, train);
       const pending = fleet.runStep(step, batch, train.micro_shards, train.max_micro_batch_tokens);
