@@ -276,9 +276,11 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainLoopRes
     const usable = shardsWithRows(rows, train.micro_shards);
     if (workers <= usable || workers <= idleWarnedAt) return;
     idleWarnedAt = workers;
+    const idle = workers - usable;
     log.warn(`${workers} workers, but a step of the ${bucket} bucket has ${usable} micro-shards with rows ` +
-      `(train.micro_shards ${train.micro_shards}, ${rows} rows): at most ${usable} compute at once and ${workers - usable === 1 ? '1 worker waits' : `${workers - usable} workers wait`}; ` +
-      'to use them, raise train.micro_shards (a different run: the weights depend on it)');
+      `(train.micro_shards ${train.micro_shards}, ${rows} rows): at most ${usable} compute at once and ` +
+      `${idle === 1 ? '1 worker waits' : `${idle} workers wait`}; to use them, raise train.micro_shards ` +
+      '(a different run: the weights depend on it)');
   };
 
   try {
